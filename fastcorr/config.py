@@ -3,3 +3,17 @@
 #: Output channels one CPU task computes together in a dense or grouped layer: each input row
 #: read into cache serves this many output channels.
 CPU_OUT_CHANNEL_BLOCK = 8
+
+#: Largest patch buffer (elements) of the im2col + matrix-product path; it is also never larger
+#: than the output. Large blocks keep the matrix product efficient (2 Mi elements hold one
+#: 56x56 image of a 64-channel 3x3 layer).
+CPU_IM2COL_BLOCK_ELEMENTS = 1 << 21
+
+#: Dense and grouped layers use im2col + BLAS when a group's reduction (C_in/groups * kH * kW)
+#: is at least this deep and a group has at least this many output channels.
+CPU_GEMM_MIN_DEPTH = 16
+CPU_GEMM_MIN_OUT_CHANNELS = 4
+
+#: Depthwise layers run plane by plane when a padded plane has at most this many elements
+#: (and there is a plane per thread at least); larger images run row by row.
+CPU_PLANE_MAX_ELEMENTS = 1 << 16

@@ -1,5 +1,11 @@
-"""The CPU backend: Numba kernels behind one entry point per operation."""
+"""The CPU backend: Numba kernels (and NumPy's BLAS for dense layers) behind one entry point.
 
+Each layer shape gets the loop that suits it: dense and grouped layers an im2col block times
+the weights; depthwise layers at stride 1 whole padded planes; everything else, single-channel
+images included, output rows with the taps outer and the columns innermost.
+"""
+
+import numba
 import numpy as np
 
 from .. import config
@@ -10,16 +16,32 @@ def forward(x, weight, bias, out, plan):
 
     ``bias`` is an array of shape (C_out,) or None.
     """
-    from .forward_kernel import correlate_forward  # compiled on first use, not at import
+    # kernels compile on first use, not at import
+    c_out, c_in_g, kh, kw = plan.weight_shape
+    n_batch, c_out_g = plan.out_shape[0], c_out // plan.groups
+    fill = plan.dtype.type(plan.fill)
+    if c_in_g * kh * kw >= config.CPU_GEMM_MIN_DEPTH and c_out_g >= config.CPU_GEMM_MIN_OUT_CHANNELS:
+        from .gemm import correlate_gemm
 
+        return correlate_gemm(x, weight, bias, out, plan)
     if bias is None:
-        bias = np.zeros(plan.weight_shape[0], dtype=plan.dtype)
-    c_out_g = plan.weight_shape[0] // plan.groups
-    co_block = config.CPU_OUT_CHANNEL_BLOCK if plan.weight_shape[1] > 1 else 1
-    correlate_forward(
+        bias = np.zeros(c_out, dtype=plan.dtype)
+    padded_size = (plan.out_shape[2] + plan.dilation[0] * (kh - 1)) * (
+        plan.out_shape[3] + plan.dilation[1] * (kw - 1))
+    if (c_in_g == 1 and plan.stride == (1, 1) and padded_size <= config.CPU_PLANE_MAX_ELEMENTS
+            and n_batch * plan.groups >= numba.get_num_threads()):
+        from .forward_kernel import correlate_planes
+
+        correlate_planes(x, weight, bias, out, plan.dilation[0], plan.dilation[1],
+                         plan.pad_top, plan.pad_left, plan.pad_mode, fill, plan.groups)
+        return out
+    from .forward_kernel import correlate_rows
+
+    co_block = config.CPU_OUT_CHANNEL_BLOCK if c_in_g > 1 else 1
+    correlate_rows(
         x, weight, bias, out,
         plan.stride[0], plan.stride[1], plan.dilation[0], plan.dilation[1],
-        plan.pad_top, plan.pad_left, plan.pad_mode, plan.dtype.type(plan.fill),
+        plan.pad_top, plan.pad_left, plan.pad_mode, fill,
         plan.groups, min(co_block, c_out_g),
     )
     return out

@@ -38,3 +38,26 @@ def in_range_span(count, step, offset, n):
     lo = min(lo, count)
     hi = max(lo, min(hi, count))
     return lo, hi
+
+
+@njit(cache=True, inline="always")
+def sample(row, k, n, pad_mode, fill):
+    """``row`` (of length ``n``) at virtual index ``k`` under the boundary rule."""
+    c = source_index(k, n, pad_mode)
+    return row[c] if c >= 0 else fill
+
+
+@njit(cache=True)
+def gather_row(src, dst, step, offset, pad_mode, fill):
+    """``dst[j] = src[j * step + offset]`` for every ``j``, through the boundary rule."""
+    count, n = dst.shape[0], src.shape[0]
+    lo, hi = in_range_span(count, step, offset, n)
+    if step == 1:
+        dst[lo:hi] = src[lo + offset:hi + offset]
+    else:
+        for j in range(lo, hi):
+            dst[j] = src[j * step + offset]
+    for j in range(lo):
+        dst[j] = sample(src, j * step + offset, n, pad_mode, fill)
+    for j in range(hi, count):
+        dst[j] = sample(src, j * step + offset, n, pad_mode, fill)

@@ -1,0 +1,7 @@
+"""``python -m fastcorr``: the same as the ``fastcorr`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
