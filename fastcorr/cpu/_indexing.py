@@ -1,4 +1,4 @@
-"""Index arithmetic shared by the compiled CPU kernels: boundary rules and in-range spans."""
+"""Helpers shared by the compiled CPU kernels: boundary rules, in-range spans, row updates."""
 
 from numba import njit
 
@@ -61,3 +61,14 @@ def gather_row(src, dst, step, offset, pad_mode, fill):
         dst[j] = sample(src, j * step + offset, n, pad_mode, fill)
     for j in range(hi, count):
         dst[j] = sample(src, j * step + offset, n, pad_mode, fill)
+
+
+@njit(cache=True)
+def axpy(a, x, y):
+    """``y += a * x`` on 1-D arrays of equal length.
+
+    A function of its own so that LLVM vectorises it alone; the same loop written inline in a
+    large parallel kernel was left scalar.
+    """
+    for j in range(y.shape[0]):
+        y[j] += a * x[j]

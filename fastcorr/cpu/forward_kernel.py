@@ -16,7 +16,7 @@ block of output channels.
 import numpy as np
 from numba import njit, prange
 
-from ._indexing import gather_row, in_range_span, sample, source_index
+from ._indexing import axpy, gather_row, in_range_span, sample, source_index
 
 
 @njit(parallel=True, cache=True)
@@ -68,10 +68,7 @@ def correlate_rows(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
                         tap = weight[co, ci, p, q]
                         out_row = out[n, co, i]
                         if stride_w == 1:
-                            src = x_row[lo + offset:hi + offset]
-                            dst = out_row[lo:hi]
-                            for j in range(hi - lo):
-                                dst[j] += tap * src[j]
+                            axpy(tap, x_row[lo + offset:hi + offset], out_row[lo:hi])
                         else:
                             for j in range(lo, hi):
                                 out_row[j] += tap * x_row[j * stride_w + offset]
@@ -122,8 +119,7 @@ def correlate_planes(x, weight, bias, out, dil_h, dil_w, pad_top, pad_left, pad_
             for p in range(kh):
                 for q in range(kw):
                     tap = weight[co, 0, p, q]
-                    src = padded[p * dil_h * padded_w + q * dil_w:]
-                    for k in range(span):
-                        acc[k] += tap * src[k]
+                    start = p * dil_h * padded_w + q * dil_w
+                    axpy(tap, padded[start:start + span], acc)
             for i in range(out_h):
                 out[n, co, i, :] = acc[i * padded_w:i * padded_w + out_w]

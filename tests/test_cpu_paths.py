@@ -1,0 +1,98 @@
+"""Each CPU loop shape (rows, planes, im2col + BLAS) forced in turn, against the reference.
+
+The CPU backend picks a kernel by the layer's shape; small test layers would mostly take one
+path, so the tunables in fastcorr.config are patched here to drive every path over the same
+random configurations.
+"""
+
+import numpy as np
+import pytest
+
+import fastcorr
+from fastcorr import config
+
+PATHS = {
+    # im2col + BLAS for every layer, with blocks of a single output row
+    "gemm": dict(CPU_GEMM_MIN_DEPTH=1, CPU_GEMM_MIN_OUT_CHANNELS=1, CPU_IM2COL_BLOCK_ELEMENTS=1),
+    # the row kernel for everything
+    "rows": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_PLANE_MAX_ELEMENTS=0),
+    # planes wherever the layer allows (one input channel a group, stride 1)
+    "planes": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_PLANE_MAX_ELEMENTS=10**9),
+    # the rows kernel computing one output channel per task
+    "rows-unblocked": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_PLANE_MAX_ELEMENTS=0,
+                           CPU_OUT_CHANNEL_BLOCK=1),
+}
+
+
+@pytest.fixture(params=sorted(PATHS))
+def cpu_path(request, monkeypatch):
+    for name, value in PATHS[request.param].items():
+        monkeypatch.setattr(config, name, value)
+    return request.param
+
+
+def random_layer(rng, depthwise):
+    groups = int(rng.integers(1, 4))
+    c_in_g = 1 if depthwise else int(rng.integers(1, 4))
+    c_out_g = int(rng.integers(1, 4))
+    kh, kw = (int(k) for k in rng.integers(1, 4, 2))
+    dilation = tuple(int(d) for d in rng.integers(1, 3, 2))
+    stride = (1, 1) if depthwise else tuple(int(s) for s in rng.integers(1, 3, 2))
+    h, w = (int(s) for s in rng.integers(4, 10, 2))
+    padding_mode = str(rng.choice(["zeros", "reflect", "replicate", "circular"]))
+    padding = (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+    n = int(rng.integers(1, 4))
+    x = rng.standard_normal((n, groups * c_in_g, h, w))
+    weight = rng.standard_normal((groups * c_out_g, c_in_g, kh, kw))
+    bias = rng.standard_normal(groups * c_out_g) if rng.random() < 0.5 else None
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
+                  padding_mode=padding_mode)
+    return x, weight, bias, kwargs
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_path_matches_reference(cpu_path, depthwise, dtype):
+    rng = np.random.default_rng(1234 + depthwise)
+    checked = 0
+    for _ in range(25):
+        x, weight, bias, kwargs = random_layer(rng, depthwise)
+        x, weight = x.astype(dtype), weight.astype(dtype)
+        bias = None if bias is None else bias.astype(dtype)
+        try:
+            expected = fastcorr.conv2d(x, weight, bias, backend="reference", **kwargs)
+        except ValueError:
+            continue  # e.g. reflect padding as large as the input: checked elsewhere
+        got = fastcorr.conv2d(x, weight, bias, backend="cpu", **kwargs)
+        assert got.dtype == dtype and got.shape == expected.shape
+        # float64: exact up to summation order; float32: eps * taps * magnitude of the terms
+        taps = weight.shape[1] * weight.shape[2] * weight.shape[3]
+        scale = fastcorr.conv2d(np.abs(x), np.abs(weight), None if bias is None else np.abs(bias),
+                                backend="reference", **kwargs)
+        tol = np.finfo(dtype).eps * (taps + 1) * scale
+        assert np.all(np.abs(got - expected) <= tol), kwargs
+        checked += 1
+    assert checked >= 15
+
+
+def test_single_image_paths_match_scipy(cpu_path):
+    scipy_signal = pytest.importorskip("scipy.signal")
+    rng = np.random.default_rng(7)
+    image, kernel = rng.standard_normal((9, 13)), rng.standard_normal((4, 3))
+    for mode in ("full", "same", "valid"):
+        for boundary in ("fill", "wrap", "symm"):
+            expected = scipy_signal.correlate2d(image, kernel, mode, boundary, 0.25)
+            got = fastcorr.correlate2d(image, kernel, mode, boundary, 0.25)
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_gemm_blocks_cover_the_output(monkeypatch):
+    """Blocks of a few rows, not dividing the output height, leave no row unwritten."""
+    monkeypatch.setattr(config, "CPU_IM2COL_BLOCK_ELEMENTS", 3 * 9 * 5 * 2 + 1)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 7, 5))
+    weight = rng.standard_normal((6, 3, 3, 3))
+    out = np.full((2, 6, 7, 5), np.nan)
+    fastcorr.conv2d(x, weight, padding=1, out=out)
+    expected = fastcorr.conv2d(x, weight, padding=1, backend="reference")
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
