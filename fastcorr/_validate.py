@@ -125,10 +125,21 @@ def result_dtype(*dtypes):
     return promoted
 
 
-def check_ndim(arr, name, ndims, expected):
-    """Raise ValueError unless ``arr.ndim`` is one of ``ndims``; ``expected`` describes it."""
-    if arr.ndim not in ndims:
-        raise ValueError(f"{name}: expected {expected}, got an array of shape {arr.shape}")
+def check_ndim(shape, name, ndims, expected):
+    """Raise ValueError unless ``len(shape)`` is one of ``ndims``; ``expected`` describes it."""
+    if len(shape) not in ndims:
+        raise ValueError(f"{name}: expected {expected}, got shape {tuple(shape)}")
+
+
+def shape_tuple(value, name):
+    """Read a shape given as a sequence of non-negative ints (the gradient functions take one)."""
+    try:
+        shape = tuple(_int(d, name) for d in value)
+    except TypeError:
+        raise TypeError(f"{name}: expected a sequence of ints, got {value!r}") from None
+    if any(d < 0 for d in shape):
+        raise ValueError(f"{name}: expected non-negative sizes, got {shape}")
+    return shape
 
 
 def check_out(out, shape, dtype, inputs=()):

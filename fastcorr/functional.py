@@ -28,24 +28,47 @@ def _run(backend, plan, x, weight, bias, out):
     return result
 
 
+class ImageOperands:
+    """The 2-D arguments of correlate2d/convolve2d as the plan's image and kernel.
+
+    In "valid" mode with the larger array second, SciPy swaps the arguments: convolution
+    commutes, and the correlation is the swapped one reversed, which is the correlation of the
+    reversed pair. Convolution flips the kernel. ``sources`` records, for the image and the
+    kernel, which argument (0 or 1) each came from and whether it was reversed, so that
+    gradients can be returned to the arguments.
+    """
+
+    def __init__(self, in1, in2, mode, boundary, fillvalue, *, convolve):
+        a = v.as_real_array(in1, "in1")
+        b = v.as_real_array(in2, "in2")
+        v.check_ndim(a.shape, "in1", (2,), "a 2-D array (H, W)")
+        v.check_ndim(b.shape, "in2", (2,), "a 2-D array (kH, kW)")
+        self.inputs = (a, b)
+        self.plan, swapped = v.plan_correlate2d(a.shape, b.shape, mode, boundary, fillvalue,
+                                                v.result_dtype(a.dtype, b.dtype),
+                                                convolve=convolve)
+        image, kernel = ((1, not convolve), (0, True)) if swapped else ((0, False), (1, convolve))
+        self.sources = (image, kernel)
+        self.image, self.kernel = (_reversed(self.inputs[k], rev) for k, rev in self.sources)
+
+    def to_arguments(self, grad_image, grad_kernel):
+        """Map gradients with respect to the image and kernel onto ``(in1, in2)``."""
+        grads = [None, None]
+        for grad, (k, rev) in zip((grad_image, grad_kernel), self.sources):
+            grads[k] = None if grad is None else _reversed(grad, rev)
+        return tuple(grads)
+
+
+def _reversed(a, flag):
+    return a[::-1, ::-1] if flag else a
+
+
 def _image_correlation(in1, in2, mode, boundary, fillvalue, backend, out, *, convolve):
     backend = resolve(backend, in1, in2, out)
-    image = v.as_real_array(in1, "in1")
-    kernel = v.as_real_array(in2, "in2")
-    v.check_ndim(image, "in1", (2,), "a 2-D array (H, W)")
-    v.check_ndim(kernel, "in2", (2,), "a 2-D array (kH, kW)")
-    dtype = v.result_dtype(image.dtype, kernel.dtype)
-    plan, swapped = v.plan_correlate2d(image.shape, kernel.shape, mode, boundary, fillvalue,
-                                       dtype, convolve=convolve)
-    if swapped:
-        # SciPy's "valid" mode with the larger array second: convolution commutes, and the
-        # correlation is the swapped one reversed, which is the correlation of the reversed pair.
-        image, kernel = (kernel, image) if convolve else (kernel[::-1, ::-1], image[::-1, ::-1])
-    if convolve:
-        kernel = kernel[::-1, ::-1]
-    out = v.check_out(out, plan.out_shape[2:], plan.dtype, (image, kernel))
-    result = _run(backend, plan, image[None, None], kernel[None, None], None, out)
-    return result[0, 0]
+    ops = ImageOperands(in1, in2, mode, boundary, fillvalue, convolve=convolve)
+    out = v.check_out(out, ops.plan.out_shape[2:], ops.plan.dtype, ops.inputs)
+    result = _run(backend, ops.plan, ops.image[None, None], ops.kernel[None, None], None, out)
+    return result[0, 0] if out is None else out
 
 
 def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None, out=None):
@@ -109,10 +132,57 @@ def corr2d(X, K, *, backend=None, out=None):
     array([[19., 25.],
            [37., 43.]])
     """
-    shapes = [np.shape(X), np.shape(K)]
-    if len(shapes[0]) == 2 and len(shapes[1]) == 2 and any(k > x for x, k in zip(*shapes)):
-        raise ValueError(f"K: kernel of shape {shapes[1]} is larger than X of shape {shapes[0]}")
+    resolve(backend, X, K, out)  # a device array or a bad backend is reported first
+    for a, name, what in ((X, "X", "(H, W)"), (K, "K", "(kH, kW)")):
+        shape = v.as_real_array(a, name).shape
+        v.check_ndim(shape, name, (2,), f"a 2-D array {what}")
+        if min(shape) == 0:
+            raise ValueError(f"{name}: expected a non-empty 2-D array, got shape {shape}")
+    if any(k > x for x, k in zip(np.shape(X), np.shape(K))):
+        raise ValueError(f"K: kernel of shape {np.shape(K)} is larger than X of shape {np.shape(X)}")
     return correlate2d(X, K, "valid", backend=backend, out=out)
+
+
+class LayerOperands:
+    """The arguments of conv2d read and checked, with their plan.
+
+    ``input_shape``, when given, stands in for ``input`` (the gradient functions know only the
+    shape of one operand); likewise ``weight_shape`` for ``weight``.
+    """
+
+    def __init__(self, input, weight, bias, stride, padding, dilation, groups, padding_mode, *,
+                 input_shape=None, weight_shape=None, extra_dtypes=()):
+        self.input = None if input_shape is not None else v.as_real_array(input, "input")
+        self.weight = None if weight_shape is not None else v.as_real_array(weight, "weight")
+        self.bias = None if bias is None else v.as_real_array(bias, "bias")
+        if self.input is None:
+            x_name, x_shape = "input_shape", v.shape_tuple(input_shape, "input_shape")
+        else:
+            x_name, x_shape = "input", self.input.shape
+        if self.weight is None:
+            w_name, w_shape = "weight_shape", v.shape_tuple(weight_shape, "weight_shape")
+        else:
+            w_name, w_shape = "weight", self.weight.shape
+        v.check_ndim(x_shape, x_name, (3, 4), "(N, C_in, H, W) or unbatched (C_in, H, W)")
+        v.check_ndim(w_shape, w_name, (4,), "(C_out, C_in / groups, kH, kW)")
+        if self.bias is not None:
+            v.check_ndim(self.bias.shape, "bias", (1,), "(C_out,)")
+        present = [a for a in (self.input, self.weight, self.bias) if a is not None]
+        dtypes = [a.dtype for a in present] + list(extra_dtypes)
+        self.arrays = present
+        self.unbatched = len(x_shape) == 3
+        self.plan = v.plan_conv2d((1,) + tuple(x_shape) if self.unbatched else tuple(x_shape),
+                                  w_shape, None if bias is None else self.bias.shape, stride,
+                                  padding, dilation, groups, padding_mode,
+                                  v.result_dtype(*dtypes))
+
+    def batched(self, a):
+        """``a`` with the batch axis the plan has (added for unbatched input)."""
+        return a[None] if self.unbatched else a
+
+    def unbatch(self, a):
+        """Undo :meth:`batched` on a result."""
+        return a[0] if self.unbatched and a is not None else a
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
@@ -145,20 +215,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
         likewise ``W_out``.
     """
     backend = resolve(backend, input, weight, bias, out)
-    x = v.as_real_array(input, "input")
-    w = v.as_real_array(weight, "weight")
-    v.check_ndim(x, "input", (3, 4), "(N, C_in, H, W) or unbatched (C_in, H, W)")
-    v.check_ndim(w, "weight", (4,), "(C_out, C_in / groups, kH, kW)")
-    dtypes = [x.dtype, w.dtype]
-    if bias is not None:
-        bias = v.as_real_array(bias, "bias")
-        v.check_ndim(bias, "bias", (1,), "(C_out,)")
-        dtypes.append(bias.dtype)
-    unbatched = x.ndim == 3
-    x4 = x[None] if unbatched else x
-    plan = v.plan_conv2d(x4.shape, w.shape, None if bias is None else bias.shape, stride,
-                         padding, dilation, groups, padding_mode, v.result_dtype(*dtypes))
-    out_shape = plan.out_shape[1:] if unbatched else plan.out_shape
-    out = v.check_out(out, out_shape, plan.dtype, [a for a in (x, w, bias) if a is not None])
-    result = _run(backend, plan, x4, w, bias, out)
-    return result[0] if unbatched else result
+    ops = LayerOperands(input, weight, bias, stride, padding, dilation, groups, padding_mode)
+    out_shape = ops.plan.out_shape[1:] if ops.unbatched else ops.plan.out_shape
+    out = v.check_out(out, out_shape, ops.plan.dtype, ops.arrays)
+    result = _run(backend, ops.plan, ops.batched(ops.input), ops.weight, ops.bias, out)
+    return ops.unbatch(result) if out is None else out
