@@ -1,4 +1,4 @@
-"""The reference loops behind the same ``forward`` entry point as the compiled backends."""
+"""The reference loops behind the same entry points as the compiled backends."""
 
 from . import reference
 
@@ -7,3 +7,15 @@ def forward(x, weight, bias, out, plan):
     """Compute ``plan`` into ``out`` with :func:`fastcorr.reference.forward`."""
     out[...] = reference.forward(x, weight, bias, plan)
     return out
+
+
+def grad_input(grad_out, weight, grad_x, plan):
+    """:func:`fastcorr.reference.grad_input` into ``grad_x``."""
+    grad_x[...] = reference.grad_input(grad_out, weight, plan)
+    return grad_x
+
+
+def grad_weight(grad_out, x, grad_w, plan):
+    """:func:`fastcorr.reference.grad_weight` into ``grad_w``."""
+    grad_w[...] = reference.grad_weight(grad_out, x, plan)
+    return grad_w

@@ -17,3 +17,8 @@ CPU_GEMM_MIN_OUT_CHANNELS = 4
 #: Depthwise layers run plane by plane when a padded plane has at most this many elements
 #: (and there is a plane per thread at least); larger images run row by row.
 CPU_PLANE_MAX_ELEMENTS = 1 << 16
+
+#: Output rows (over the batch and the height) whose weight-gradient terms one CPU task sums;
+#: the chunks' partial sums are then added in order. Fixed by the shape, never by the number
+#: of threads, so gradients are bitwise repeatable.
+CPU_GRAD_WEIGHT_CHUNK_ROWS = 64

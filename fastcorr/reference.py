@@ -2,9 +2,13 @@
 against it.
 
 The low-level :func:`forward` computes a :class:`~fastcorr._validate.Plan` by padding the input
-explicitly with :func:`numpy.pad` and summing one window per output element, in float64.
+explicitly with :func:`numpy.pad` and summing one window per output element, in float64;
+:func:`grad_input` and :func:`grad_weight` visit the same windows and add each product where
+it belongs.
 The public functions here are the package's functions with ``backend="reference"``.
 """
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -63,6 +67,57 @@ def forward(x, weight, bias, plan):
                                 total += w[co, ci, p, q] * xp[n, first + ci, i * sh + p * dh, j * sw + q * dw]
                     out[n, co, i, j] = total
     return out.astype(plan.dtype)
+
+
+def _windows(plan):
+    """Yield ``(n, co, ci, c, i, j, p, q, row, col)`` for every product of ``plan``: output
+    ``(n, co, i, j)`` takes weight tap ``(co, ci, p, q)`` times the padded input at
+    ``(n, c, row, col)``, ``c`` being input channel ``ci`` of the output's group."""
+    n_batch, c_out, out_h, out_w = plan.out_shape
+    c_in_g, kh, kw = plan.weight_shape[1:]
+    c_out_g = c_out // plan.groups
+    (sh, sw), (dh, dw) = plan.stride, plan.dilation
+    for n in range(n_batch):
+        for co in range(c_out):
+            first = (co // c_out_g) * c_in_g
+            for i in range(out_h):
+                for j in range(out_w):
+                    for ci in range(c_in_g):
+                        for p in range(kh):
+                            for q in range(kw):
+                                yield n, co, ci, first + ci, i, j, p, q, i * sh + p * dh, j * sw + q * dw
+
+
+def grad_input(grad_out, weight, plan):
+    """The gradient of ``plan``'s output with respect to its input, by loops.
+
+    Each product is added at its padded position; the padding is then folded back onto the
+    samples that :func:`numpy.pad` copied it from (found by padding an array of indices).
+    """
+    n_batch, c_in, h, w = plan.input_shape
+    padded_shape = (n_batch, c_in, h + plan.pad_top + plan.pad_bottom,
+                    w + plan.pad_left + plan.pad_right)
+    grad_padded = np.zeros(padded_shape)
+    for n, co, ci, c, i, j, p, q, row, col in _windows(plan):
+        grad_padded[n, c, row, col] += float(grad_out[n, co, i, j]) * float(weight[co, ci, p, q])
+    index = np.arange(h * w, dtype=np.float64).reshape(1, 1, h, w)
+    fold_plan = replace(plan, input_shape=(1, 1, h, w), fill=-1.0)
+    source = pad(index, fold_plan)[0, 0].astype(np.int64)  # -1 marks the fill
+    grad = np.zeros((n_batch, c_in, h * w))
+    for r in range(source.shape[0]):
+        for s in range(source.shape[1]):
+            if source[r, s] >= 0:
+                grad[:, :, source[r, s]] += grad_padded[:, :, r, s]
+    return grad.reshape(plan.input_shape).astype(plan.dtype)
+
+
+def grad_weight(grad_out, x, plan):
+    """The gradient of ``plan``'s output with respect to the weights, by loops."""
+    xp = pad(x, plan)
+    grad = np.zeros(plan.weight_shape)
+    for n, co, ci, c, i, j, p, q, row, col in _windows(plan):
+        grad[co, ci, p, q] += float(grad_out[n, co, i, j]) * xp[n, c, row, col]
+    return grad.astype(plan.dtype)
 
 
 def corr2d(X, K, *, out=None):

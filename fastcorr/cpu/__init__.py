@@ -1,8 +1,10 @@
-"""The CPU backend: Numba kernels (and NumPy's BLAS for dense layers) behind one entry point.
+"""The CPU backend: Numba kernels (and NumPy's BLAS for dense layers) behind one entry point
+per computation.
 
 Each layer shape gets the loop that suits it: dense and grouped layers an im2col block times
 the weights; depthwise layers at stride 1 whole padded planes; everything else, single-channel
-images included, output rows with the taps outer and the columns innermost.
+images included, output rows with the taps outer and the columns innermost. Kernels compile on
+first use, never at import.
 """
 
 import numba
@@ -11,37 +13,73 @@ import numpy as np
 from .. import config
 
 
+def _uses_gemm(plan):
+    c_out, c_in_g, kh, kw = plan.weight_shape
+    return (c_in_g * kh * kw >= config.CPU_GEMM_MIN_DEPTH
+            and c_out // plan.groups >= config.CPU_GEMM_MIN_OUT_CHANNELS)
+
+
+def _geometry(plan):
+    """The stride, dilation and padding arguments every kernel takes, in kernel order."""
+    return (plan.stride[0], plan.stride[1], plan.dilation[0], plan.dilation[1], plan.pad_top,
+            plan.pad_left, plan.pad_mode)
+
+
 def forward(x, weight, bias, out, plan):
     """Compute ``plan`` into ``out``; arrays are C-contiguous NCHW of ``plan.dtype``.
 
     ``bias`` is an array of shape (C_out,) or None.
     """
-    # kernels compile on first use, not at import
-    c_out, c_in_g, kh, kw = plan.weight_shape
-    n_batch, c_out_g = plan.out_shape[0], c_out // plan.groups
-    fill = plan.dtype.type(plan.fill)
-    if c_in_g * kh * kw >= config.CPU_GEMM_MIN_DEPTH and c_out_g >= config.CPU_GEMM_MIN_OUT_CHANNELS:
+    if _uses_gemm(plan):
         from .gemm import correlate_gemm
 
         return correlate_gemm(x, weight, bias, out, plan)
+    c_out, c_in_g, kh, kw = plan.weight_shape
     if bias is None:
         bias = np.zeros(c_out, dtype=plan.dtype)
+    fill = plan.dtype.type(plan.fill)
     padded_size = (plan.out_shape[2] + plan.dilation[0] * (kh - 1)) * (
         plan.out_shape[3] + plan.dilation[1] * (kw - 1))
     if (c_in_g == 1 and plan.stride == (1, 1) and padded_size <= config.CPU_PLANE_MAX_ELEMENTS
-            and n_batch * plan.groups >= numba.get_num_threads()):
+            and plan.out_shape[0] * plan.groups >= numba.get_num_threads()):
         from .forward_kernel import correlate_planes
 
-        correlate_planes(x, weight, bias, out, plan.dilation[0], plan.dilation[1],
-                         plan.pad_top, plan.pad_left, plan.pad_mode, fill, plan.groups)
+        correlate_planes(x, weight, bias, out, *_geometry(plan)[2:], fill, plan.groups)
         return out
     from .forward_kernel import correlate_rows
 
     co_block = config.CPU_OUT_CHANNEL_BLOCK if c_in_g > 1 else 1
-    correlate_rows(
-        x, weight, bias, out,
-        plan.stride[0], plan.stride[1], plan.dilation[0], plan.dilation[1],
-        plan.pad_top, plan.pad_left, plan.pad_mode, fill,
-        plan.groups, min(co_block, c_out_g),
-    )
+    correlate_rows(x, weight, bias, out, *_geometry(plan), fill, plan.groups,
+                   min(co_block, c_out // plan.groups))
     return out
+
+
+def grad_input(grad_out, weight, grad_x, plan):
+    """Write the gradient of ``plan``'s output with respect to its input into ``grad_x``."""
+    if _uses_gemm(plan):
+        from .gemm import grad_input_gemm
+
+        return grad_input_gemm(grad_out, weight, grad_x, plan)
+    from .backward_kernel import grad_input_planes
+
+    grad_input_planes(grad_out, weight, grad_x, *_geometry(plan), plan.groups)
+    return grad_x
+
+
+def grad_weight(grad_out, x, grad_w, plan):
+    """Write the gradient of ``plan``'s output with respect to the weights into ``grad_w``."""
+    if _uses_gemm(plan):
+        from .gemm import grad_weight_gemm
+
+        return grad_weight_gemm(grad_out, x, grad_w, plan)
+    from .backward_kernel import grad_weight_rows
+
+    rows = plan.out_shape[0] * plan.out_shape[2]
+    per_chunk = config.CPU_GRAD_WEIGHT_CHUNK_ROWS
+    partial = np.empty(((rows + per_chunk - 1) // per_chunk,) + grad_w.shape, dtype=plan.dtype)
+    grad_weight_rows(grad_out, x, partial, *_geometry(plan), plan.dtype.type(plan.fill),
+                     plan.groups, per_chunk)
+    grad_w[...] = partial[0]
+    for chunk in partial[1:]:  # in order: the result does not depend on the thread count
+        grad_w += chunk
+    return grad_w

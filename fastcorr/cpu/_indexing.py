@@ -72,3 +72,38 @@ def axpy(a, x, y):
     """
     for j in range(y.shape[0]):
         y[j] += a * x[j]
+
+
+@njit(cache=True)
+def accumulate(x, y):
+    """``y += x`` on 1-D arrays of equal length (vectorised, like :func:`axpy`)."""
+    for j in range(y.shape[0]):
+        y[j] += x[j]
+
+
+@njit(cache=True)
+def multiply_accumulate(a, b, y):
+    """``y += a * b`` elementwise on 1-D arrays of equal length (vectorised, like :func:`axpy`)."""
+    for j in range(y.shape[0]):
+        y[j] += a[j] * b[j]
+
+
+@njit(cache=True)
+def scatter_row(src, dst, step, offset, pad_mode):
+    """The adjoint of :func:`gather_row`: ``dst[j * step + offset] += src[j]`` for every ``j``,
+    with out-of-range targets folded back through the boundary rule (dropped for the fill)."""
+    count, n = src.shape[0], dst.shape[0]
+    lo, hi = in_range_span(count, step, offset, n)
+    if step == 1:
+        accumulate(src[lo:hi], dst[lo + offset:hi + offset])
+    else:
+        for j in range(lo, hi):
+            dst[j * step + offset] += src[j]
+    for j in range(lo):
+        c = source_index(j * step + offset, n, pad_mode)
+        if c >= 0:
+            dst[c] += src[j]
+    for j in range(hi, count):
+        c = source_index(j * step + offset, n, pad_mode)
+        if c >= 0:
+            dst[c] += src[j]

@@ -1,0 +1,179 @@
+"""Gradients of the public functions: conv2d as torch autograd and ``torch.nn.grad`` give them,
+and correlate2d/convolve2d with respect to both arguments.
+
+The same plans as the forward functions (so the same checks and shapes), then the backend's
+``grad_input`` / ``grad_weight``; the bias gradient is a sum over batch and space.
+"""
+
+import numpy as np
+
+from . import _validate as v
+from .dispatch import resolve
+from .functional import ImageOperands, LayerOperands
+
+
+def _output_mask(mask, size):
+    if not isinstance(mask, (tuple, list)) or len(mask) != size:
+        raise ValueError(f"output_mask: expected {size} booleans, got {mask!r}")
+    return tuple(bool(m) for m in mask)
+
+
+def _grad_output(grad_output, shape):
+    g = v.as_real_array(grad_output, "grad_output")
+    if g.shape != tuple(shape):
+        raise ValueError(f"grad_output: expected shape {tuple(shape)}, got {g.shape}")
+    return g
+
+
+def _backward(backend, plan, grad_out, x, weight, mask):
+    """``(grad_x, grad_weight, grad_bias)`` of one plan; NCHW operands, None where not wanted."""
+    dtype = plan.dtype
+    grad_out = np.ascontiguousarray(grad_out, dtype=dtype)
+    grad_x = grad_w = grad_b = None
+    empty = grad_out.size == 0
+    if mask[0]:
+        grad_x = np.zeros(plan.input_shape, dtype=dtype)
+        if not empty:
+            backend.grad_input(grad_out, np.ascontiguousarray(weight, dtype=dtype), grad_x, plan)
+    if mask[1]:
+        grad_w = np.zeros(plan.weight_shape, dtype=dtype)
+        if not empty:
+            backend.grad_weight(grad_out, np.ascontiguousarray(x, dtype=dtype), grad_w, plan)
+    if mask[2]:
+        grad_b = grad_out.sum(axis=(0, 2, 3), dtype=dtype)
+    return grad_x, grad_w, grad_b
+
+
+def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros", *, output_mask=(True, True, True), backend=None):
+    """Gradients of :func:`fastcorr.conv2d` with respect to input, weight and bias.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape (N, C_out, H_out, W_out) or (C_out, H_out, W_out)
+        The gradient of the loss with respect to conv2d's output.
+    input : array_like, shape (N, C_in, H, W) or (C_in, H, W)
+    weight : array_like, shape (C_out, C_in / groups, kH, kW)
+    stride, padding, dilation, groups, padding_mode
+        As in :func:`fastcorr.conv2d`. With reflect/replicate/circular padding, gradients
+        that land on the padding are folded back onto the samples it copies.
+    output_mask : (bool, bool, bool)
+        Which of the three gradients to compute; the others are returned as None.
+    backend : {None, "auto", "cpu", "cuda", "reference"}
+
+    Returns
+    -------
+    grad_input : ndarray, the input's shape, or None
+    grad_weight : ndarray, shape (C_out, C_in / groups, kH, kW), or None
+    grad_bias : ndarray, shape (C_out,), or None
+    """
+    backend = resolve(backend, grad_output, input, weight)
+    mask = _output_mask(output_mask, 3)
+    g = v.as_real_array(grad_output, "grad_output")
+    ops = LayerOperands(input, weight, None, stride, padding, dilation, groups, padding_mode,
+                        extra_dtypes=[g.dtype])
+    plan = ops.plan
+    g = _grad_output(g, plan.out_shape[1:] if ops.unbatched else plan.out_shape)
+    grad_x, grad_w, grad_b = _backward(backend, plan, ops.batched(g), ops.batched(ops.input),
+                                       ops.weight, mask)
+    return ops.unbatch(grad_x), grad_w, grad_b
+
+
+def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                 padding_mode="zeros", *, backend=None):
+    """The gradient of :func:`fastcorr.conv2d` with respect to its input, as
+    :func:`torch.nn.grad.conv2d_input`.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        ``(N, C_in, H, W)`` or ``(C_in, H, W)``.
+    weight : array_like, shape (C_out, C_in / groups, kH, kW)
+    grad_output : array_like, shape (N, C_out, H_out, W_out) or (C_out, H_out, W_out)
+
+    Returns
+    -------
+    ndarray, shape ``input_shape``
+    """
+    backend = resolve(backend, weight, grad_output)
+    g = v.as_real_array(grad_output, "grad_output")
+    ops = LayerOperands(None, weight, None, stride, padding, dilation, groups, padding_mode,
+                        input_shape=input_shape, extra_dtypes=[g.dtype])
+    g = _grad_output(g, ops.plan.out_shape[1:] if ops.unbatched else ops.plan.out_shape)
+    grad_x, _, _ = _backward(backend, ops.plan, ops.batched(g), None, ops.weight,
+                             (True, False, False))
+    return ops.unbatch(grad_x)
+
+
+def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                  padding_mode="zeros", *, backend=None):
+    """The gradient of :func:`fastcorr.conv2d` with respect to its weight, as
+    :func:`torch.nn.grad.conv2d_weight`.
+
+    Parameters
+    ----------
+    input : array_like, shape (N, C_in, H, W) or (C_in, H, W)
+    weight_shape : sequence of int
+        ``(C_out, C_in / groups, kH, kW)``.
+    grad_output : array_like, shape (N, C_out, H_out, W_out) or (C_out, H_out, W_out)
+
+    Returns
+    -------
+    ndarray, shape ``weight_shape``
+    """
+    backend = resolve(backend, input, grad_output)
+    g = v.as_real_array(grad_output, "grad_output")
+    ops = LayerOperands(input, None, None, stride, padding, dilation, groups, padding_mode,
+                        weight_shape=weight_shape, extra_dtypes=[g.dtype])
+    g = _grad_output(g, ops.plan.out_shape[1:] if ops.unbatched else ops.plan.out_shape)
+    _, grad_w, _ = _backward(backend, ops.plan, ops.batched(g), ops.batched(ops.input), None,
+                             (False, True, False))
+    return grad_w
+
+
+def _image_backward(grad_output, in1, in2, mode, boundary, fillvalue, output_mask, backend,
+                    convolve):
+    backend = resolve(backend, grad_output, in1, in2)
+    mask = _output_mask(output_mask, 2)
+    g = v.as_real_array(grad_output, "grad_output")
+    ops = ImageOperands(in1, in2, mode, boundary, fillvalue, convolve=convolve)
+    g = _grad_output(g, ops.plan.out_shape[2:])
+    # which of the plan's image and kernel each wanted argument needs
+    want_image = mask[ops.sources[0][0]]
+    want_kernel = mask[ops.sources[1][0]]
+    grad_image, grad_kernel, _ = _backward(backend, ops.plan, g[None, None],
+                                           ops.image[None, None], ops.kernel[None, None],
+                                           (want_image, want_kernel, False))
+    return ops.to_arguments(None if grad_image is None else grad_image[0, 0],
+                            None if grad_kernel is None else grad_kernel[0, 0])
+
+
+def correlate2d_backward(grad_output, in1, in2, mode="full", boundary="fill", fillvalue=0, *,
+                         output_mask=(True, True), backend=None):
+    """Gradients of :func:`fastcorr.correlate2d` with respect to ``in1`` and ``in2``.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        The gradient of the loss with respect to correlate2d's result (its shape).
+    in1, in2, mode, boundary, fillvalue
+        As in :func:`fastcorr.correlate2d`. The fill value is a constant: it has no gradient,
+        and samples that ``wrap`` / ``symm`` copy receive the gradient of every copy.
+    output_mask : (bool, bool)
+        Which gradients to compute; the other is returned as None.
+
+    Returns
+    -------
+    grad_in1 : ndarray, shape of ``in1``, or None
+    grad_in2 : ndarray, shape of ``in2``, or None
+    """
+    return _image_backward(grad_output, in1, in2, mode, boundary, fillvalue, output_mask,
+                           backend, convolve=False)
+
+
+def convolve2d_backward(grad_output, in1, in2, mode="full", boundary="fill", fillvalue=0, *,
+                        output_mask=(True, True), backend=None):
+    """Gradients of :func:`fastcorr.convolve2d` with respect to ``in1`` and ``in2``; arguments
+    and results as in :func:`correlate2d_backward`."""
+    return _image_backward(grad_output, in1, in2, mode, boundary, fillvalue, output_mask,
+                           backend, convolve=True)
