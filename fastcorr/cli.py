@@ -24,6 +24,7 @@ def edge_image():
 def demo(args):
     """Reproduce the examples of the "Convolutions for Images" chapter on built-in data."""
     import fastcorr
+    from fastcorr import kernels, nn, train
 
     print("fastcorr demo: 2-D cross-correlation, after 'Convolutions for Images'\n")
 
@@ -35,7 +36,7 @@ def demo(args):
     _show("corr2d(X, K)  -- the book gives [[19, 25], [37, 43]]", fastcorr.corr2d(X, K))
 
     image = edge_image()
-    edge = np.array([[1.0, -1.0]])
+    edge = kernels.edge_horizontal()
     print("2. Edge detection: a white image with a black band, and the kernel [[1, -1]].")
     _show("image", image)
     edges = fastcorr.corr2d(image, edge)
@@ -43,23 +44,71 @@ def demo(args):
           edges)
     _show("corr2d(image.T, [[1, -1]])  -- the transposed image has no vertical edges",
           fastcorr.corr2d(image.T, edge))
+    _show("corr2d(image.T, [[1], [-1]])  -- the transposed kernel finds them again",
+          fastcorr.corr2d(image.T, kernels.edge_vertical()))
 
-    print("3. Convolution is correlation with the kernel flipped both ways.")
-    conv = fastcorr.convolve2d(X, K, mode="valid")
-    _show("convolve2d(X, K, 'valid')", conv)
+    print("3. Learning the kernel from (image, edges): Conv2d(1, 1, kernel_size=(1, 2), "
+          "bias=False),\n   sum of squared errors, plain gradient steps, lr 3e-2, 10 epochs.")
+    layer = nn.Conv2d(1, 1, kernel_size=(1, 2), bias=False, rng=args.seed)
+    history = train.fit(layer, image[None, None], edges[None, None], epochs=10, lr=3e-2,
+                        loss="sse")
+    for epoch, value in enumerate(history, 1):
+        print(f"   epoch {epoch:2d}, loss {value:9.4f}")
+    print(f"   learned kernel {np.round(layer.weight.data.reshape(-1), 4)}  (the truth: [1, -1])\n")
+
+    print("4. Convolution is correlation with the kernel flipped both ways.")
+    _show("convolve2d(X, K, 'valid')", fastcorr.convolve2d(X, K, mode="valid"))
     _show("corr2d(X, K[::-1, ::-1])", fastcorr.corr2d(X, K[::-1, ::-1]))
 
-    print("4. The same computation as a layer: conv2d on a batch, as torch.nn.functional.conv2d.")
-    batch = np.stack([image, 1.0 - image])[:, None]  # (2, 1, 6, 8): the image and its negative
-    out = fastcorr.conv2d(batch, edge[None, None], bias=np.array([0.5]))
-    _show("conv2d(batch, weight [[[[1, -1]]]], bias 0.5)[1, 0]  -- the negative's edges, + 0.5",
-          out[1, 0])
+    print("5. Exercises: a diagonal edge, and kernels designed by hand.")
+    diagonal = np.eye(6)
+    _show("corr2d(eye(6), [[1, -1]])  -- a diagonal line gives 1 and -1 along the diagonal",
+          fastcorr.corr2d(diagonal, edge))
+    ramp = (np.arange(8.0) ** 2)[None]
+    _show("a row of squares x**2", ramp)
+    _show("corr2d(x**2, second_derivative() = [[-1, 2, -1]])  -- minus the second difference, -2",
+          fastcorr.corr2d(ramp, kernels.second_derivative()))
+    for order in (1, 2, 3):
+        _show(f"derivative({order}): the smallest kernel of a difference of order {order} has "
+              f"{order + 1} taps", kernels.derivative(order))
+    _show("laplacian()", kernels.laplacian())
+    _show("corr2d(x**2, box(3))  -- the integral kernel sums 3 neighbours",
+          fastcorr.corr2d(ramp, kernels.box(3)))
 
     fast = fastcorr.correlate2d(image, edge, mode="same", boundary="symm")
     slow = fastcorr.correlate2d(image, edge, mode="same", boundary="symm", backend="reference")
-    print("5. Every compiled kernel is checked against the naive reference loops:")
+    print("6. Every compiled kernel is checked against the naive reference loops:")
     print(f"   correlate2d(image, [[1, -1]], 'same', 'symm'): cpu and reference agree: "
           f"{np.array_equal(fast, slow)}\n")
+
+    if args.plot:
+        return _plot(args.plot, image, edges, history)
+    return 0
+
+
+def _plot(path, image, edges, history):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("--plot needs matplotlib: pip install 'fastcorr[plot]' (or pip install matplotlib)",
+              file=sys.stderr)
+        return 2
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    axes[0].imshow(image, cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("image")
+    shown = axes[1].imshow(edges, cmap="coolwarm", vmin=-1, vmax=1)
+    axes[1].set_title("corr2d(image, [[1, -1]])")
+    fig.colorbar(shown, ax=axes[1], fraction=0.046)
+    axes[2].semilogy(range(1, len(history) + 1), history, marker="o")
+    axes[2].set_xlabel("epoch")
+    axes[2].set_ylabel("sum of squared errors")
+    axes[2].set_title("learning the kernel")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"wrote {path}")
     return 0
 
 
@@ -94,14 +143,18 @@ def _cuda_status():
             return f"available: {cuda.get_current_device().name}"
     except Exception as exc:  # a broken driver must not break `info`
         return f"not usable: {exc}"
-    return "not usable: no CUDA driver or device found (the CUDA backend is not built yet)"
+    return "not usable: no CUDA driver or device found"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="fastcorr", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="walk through the source material's examples").set_defaults(
-        run=demo)
+    demo_parser = commands.add_parser("demo", help="walk through the source material's examples")
+    demo_parser.add_argument("--plot", metavar="FILE", help="write a PNG of the image, its edges "
+                             "and the loss curve (needs matplotlib)")
+    demo_parser.add_argument("--seed", type=int, default=0, help="seed of the learned kernel's "
+                             "initial weights (default 0)")
+    demo_parser.set_defaults(run=demo)
     commands.add_parser("info", help="versions, threading, CUDA, cache").set_defaults(run=info)
     args = parser.parse_args(argv)
     return args.run(args)
