@@ -8,6 +8,7 @@ element by element, where ``(*)`` is the same correlation of the absolute values
 torch with the same padding). In float64 this also covers torch's own rounding.
 """
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -19,9 +20,41 @@ from hypothesis import strategies as st
 import fastcorr
 from fastcorr import config
 
-BACKENDS = ("cpu", "reference")
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 DTYPES = (np.float32, np.float64)
+
+
+# The CPU backend picks a loop by layer shape (im2col + BLAS, depthwise planes, rows); small
+# layers mostly take one of them, so the tunables in fastcorr.config are also set to force each.
+CPU_PATHS = {
+    "cpu": {},  # the backend's own choice
+    "cpu-gemm": dict(CPU_GEMM_MIN_DEPTH=1, CPU_GEMM_MIN_OUT_CHANNELS=1,
+                     CPU_IM2COL_BLOCK_ELEMENTS=1),  # im2col + BLAS, one output row a block
+    "cpu-rows": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_PLANE_MAX_ELEMENTS=0),
+    "cpu-planes": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_PLANE_MAX_ELEMENTS=10**9),
+}
+BACKENDS = ("reference",) + tuple(CPU_PATHS)
+
+
+@contextlib.contextmanager
+def cpu_path(name):
+    """Force the CPU path ``name`` (a key of CPU_PATHS, or "reference"); yields the backend."""
+    settings_ = CPU_PATHS.get(name, {})
+    saved = {key: getattr(config, key) for key in settings_}
+    try:
+        for key, value in settings_.items():
+            setattr(config, key, value)
+        yield "reference" if name == "reference" else "cpu"
+    finally:
+        for key, value in saved.items():
+            setattr(config, key, value)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """"reference", or "cpu" with one of the CPU paths forced."""
+    with cpu_path(request.param) as name:
+        yield name
 
 
 # --------------------------------------------------------------------------- helpers
@@ -36,13 +69,20 @@ def torch_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, paddin
         dilation=dilation, groups=groups, bias=b is not None, padding_mode=padding_mode,
         dtype=torch.float64,
     )
-    with torch.no_grad(), warnings.catch_warnings():
-        # torch warns that "same" with an even kernel needs a padded copy: not our concern.
-        warnings.simplefilter("ignore", UserWarning)
-        conv.weight.copy_(torch.from_numpy(w))
-        if b is not None:
-            conv.bias.copy_(torch.from_numpy(np.array(b, dtype=np.float64)))
-        return conv(x).numpy()
+    threads = torch.get_num_threads()
+    # One thread: these convolutions are tiny, and torch's thread pool waking up beside
+    # Numba's costs far more than the work.
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # torch warns that "same" with an even kernel needs a padded copy: not our concern.
+            warnings.simplefilter("ignore", UserWarning)
+            conv.weight.copy_(torch.from_numpy(w))
+            if b is not None:
+                conv.bias.copy_(torch.from_numpy(np.array(b, dtype=np.float64)))
+            return conv(x).numpy()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def error_bound(x, w, b, dtype, **kwargs):
@@ -182,7 +222,6 @@ def _params(cases):
     return [pytest.param(*c[1:], id=c[0]) for c in cases]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("input_shape, weight_shape, kwargs", _params(CASES))
@@ -191,7 +230,6 @@ def test_cases_match_torch(input_shape, weight_shape, kwargs, bias, dtype, backe
     check_against_torch(x, w, b, dtype, backend, **kwargs)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("padding_mode", PADDING_MODES)
 @pytest.mark.parametrize("input_shape, weight_shape, kwargs", _params(MODE_CASES))
@@ -211,7 +249,6 @@ def test_padding_modes_differ():
             assert not np.allclose(results[i], results[j]), (PADDING_MODES[i], PADDING_MODES[j])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("padding_mode", PADDING_MODES)
 def test_unbatched_input(padding_mode, dtype, backend):
@@ -224,7 +261,6 @@ def test_unbatched_input(padding_mode, dtype, backend):
     np.testing.assert_array_equal(got, batched[0])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kwargs", [
     {}, dict(padding=1, stride=2), dict(padding="same", padding_mode="reflect"),
@@ -243,7 +279,6 @@ def test_empty_batch(kwargs, dtype, backend):
 # --------------------------------------------------------------------------- random configurations
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("seed", range(40))
 def test_random_configs_match_torch(seed, backend):
     input_shape, weight_shape, kwargs = rng_config(seed)
@@ -258,11 +293,14 @@ def test_random_configs_cpu_matches_reference(seed):
     x, w, b = make_operands(2000 + seed, input_shape, weight_shape, bias=seed % 3 != 0)
     for dtype in DTYPES:
         xd, wd, bd = (None if a is None else a.astype(dtype) for a in (x, w, b))
-        cpu = fastcorr.conv2d(xd, wd, bd, backend="cpu", **kwargs)
         ref = fastcorr.conv2d(xd, wd, bd, backend="reference", **kwargs)
-        assert cpu.dtype == ref.dtype == np.dtype(dtype)
-        assert_within(cpu, ref.astype(np.float64), error_bound(xd, wd, bd, dtype, **kwargs),
-                      f"cpu vs reference {np.dtype(dtype).name} {kwargs}")
+        bound = error_bound(xd, wd, bd, dtype, **kwargs)
+        for path in CPU_PATHS:
+            with cpu_path(path):
+                cpu = fastcorr.conv2d(xd, wd, bd, backend="cpu", **kwargs)
+            assert cpu.dtype == ref.dtype == np.dtype(dtype)
+            assert_within(cpu, ref.astype(np.float64), bound,
+                          f"{path} vs reference {np.dtype(dtype).name} {kwargs}")
 
 
 @st.composite
@@ -276,50 +314,58 @@ def small_configs(draw):
         input_shape = input_shape[1:]
     bias = draw(st.booleans())
     dtype = draw(st.sampled_from(DTYPES))
+    path = draw(st.sampled_from(sorted(CPU_PATHS)))
     seed = draw(st.integers(0, 2**32 - 1))
-    return input_shape, weight_shape, kwargs, bias, dtype, seed
+    return input_shape, weight_shape, kwargs, bias, dtype, path, seed
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_configs())
 def test_property_cpu_matches_reference(config_):
-    input_shape, weight_shape, kwargs, bias, dtype, seed = config_
+    input_shape, weight_shape, kwargs, bias, dtype, path, seed = config_
     x, w, b = make_operands(seed, input_shape, weight_shape, bias)
     x, w = x.astype(dtype), w.astype(dtype)
     b = None if b is None else b.astype(dtype)
-    cpu = fastcorr.conv2d(x, w, b, backend="cpu", **kwargs)
+    with cpu_path(path):
+        cpu = fastcorr.conv2d(x, w, b, backend="cpu", **kwargs)
     ref = fastcorr.conv2d(x, w, b, backend="reference", **kwargs)
     assert cpu.dtype == ref.dtype == np.dtype(dtype)
     assert cpu.shape == ref.shape
     if cpu.size:
         assert_within(cpu, ref.astype(np.float64), error_bound(x, w, b, dtype, **kwargs),
-                      f"cpu vs reference {kwargs}")
+                      f"{path} vs reference {kwargs}")
 
 
 # --------------------------------------------------------------------------- larger cpu-only cases
 
 
+@pytest.mark.parametrize("path", ["cpu", "cpu-rows", "cpu-gemm"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("c_out, groups", [(24, 1), (13, 1), (20, 2), (8, 4)],
                          ids=["dense_24", "dense_13", "groups2_cout_g10", "groups4_cout_g2"])
-def test_dense_blocked_matches_torch(c_out, groups, dtype):
+def test_dense_matches_torch(c_out, groups, dtype, path):
+    """A dense/grouped layer big enough for several output-channel blocks (C_out a multiple of
+    the block and not) under the rows kernel, and for im2col + BLAS by default."""
     x, w, b = make_operands(21, (2, 16, 19, 17), (c_out, 16 // groups, 3, 3), bias=True)
-    check_against_torch(x, w, b, dtype, "cpu", padding=1, groups=groups)
-    check_against_torch(x, w, b, dtype, "cpu", stride=2, padding=(2, 0), dilation=(1, 2),
-                        groups=groups, padding_mode="reflect")
+    with cpu_path(path):
+        check_against_torch(x, w, b, dtype, "cpu", padding=1, groups=groups)
+        check_against_torch(x, w, b, dtype, "cpu", stride=2, padding=(2, 0), dilation=(1, 2),
+                            groups=groups, padding_mode="reflect")
 
 
-@pytest.mark.parametrize("block", [1, 3, 5, 16])
+@pytest.mark.parametrize("block", [1, 3, 5, 8, 16])
 def test_output_channel_block_size_does_not_matter(block, monkeypatch):
-    """The blocking tunable only reorganises work: any block size gives the torch result."""
+    """The blocking tunable only reorganises the rows kernel: any block gives torch's result."""
     monkeypatch.setattr(config, "CPU_OUT_CHANNEL_BLOCK", block)
-    x, w, b = make_operands(22, (2, 6, 9, 8), (13, 6, 3, 3), bias=True)
-    check_against_torch(x, w, b, np.float64, "cpu", padding=1)
-    x, w, b = make_operands(23, (2, 6, 9, 8), (14, 3, 3, 3), bias=True)
-    check_against_torch(x, w, b, np.float64, "cpu", padding=(0, 2), padding_mode="circular",
-                        groups=2, stride=(2, 1))
+    with cpu_path("cpu-rows"):
+        x, w, b = make_operands(22, (2, 6, 9, 8), (13, 6, 3, 3), bias=True)
+        check_against_torch(x, w, b, np.float64, "cpu", padding=1)
+        x, w, b = make_operands(23, (2, 6, 9, 8), (14, 3, 3, 3), bias=True)
+        check_against_torch(x, w, b, np.float32, "cpu", padding=(0, 2), padding_mode="circular",
+                            groups=2, stride=(2, 1))
 
 
+@pytest.mark.parametrize("path", ["cpu", "cpu-planes", "cpu-rows"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("multiplier", [1, 2])
 @pytest.mark.parametrize("kwargs", [
@@ -327,10 +373,11 @@ def test_output_channel_block_size_does_not_matter(block, monkeypatch):
     dict(padding=(2, 3), dilation=(2, 3), padding_mode="replicate"),
     dict(padding=(4, 1), stride=(3, 2), padding_mode="circular"),
 ], ids=["pad2", "stride2", "same_reflect", "dilated_replicate", "circular_stride"])
-def test_depthwise_matches_torch(kwargs, multiplier, dtype):
+def test_depthwise_matches_torch(kwargs, multiplier, dtype, path):
     channels = 32
     x, w, b = make_operands(23, (2, channels, 24, 21), (channels * multiplier, 1, 5, 5), bias=True)
-    check_against_torch(x, w, b, dtype, "cpu", groups=channels, **kwargs)
+    with cpu_path(path):
+        check_against_torch(x, w, b, dtype, "cpu", groups=channels, **kwargs)
 
 
 def test_single_channel_large_image_matches_torch():
@@ -350,7 +397,7 @@ def _assert_same_nonfinite(got, expected):
     np.testing.assert_array_equal(np.isneginf(got), np.isneginf(expected), err_msg="-Inf positions")
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("padding_mode", PADDING_MODES)
 def test_nan_inf_in_input_propagate_like_torch(padding_mode, dtype, backend):
@@ -371,7 +418,7 @@ def test_nan_inf_in_input_propagate_like_torch(padding_mode, dtype, backend):
         np.nan_to_num(x, nan=0, posinf=0, neginf=0), w, b, dtype, **kwargs)[finite])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("padding_mode", PADDING_MODES)
 @pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
