@@ -42,16 +42,13 @@ class Parameter:
 
 
 class Module:
-    """Base class: ``__call__`` runs ``forward``; parameters are found among the attributes."""
+    """Base class of layers: subclasses define ``forward(x)`` and ``backward(grad_output)``.
+
+    ``__call__`` runs ``forward``; parameters are found among the attributes.
+    """
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
-
-    def forward(self, x):
-        raise NotImplementedError(f"{type(self).__name__} must define forward()")
-
-    def backward(self, grad_output):
-        raise NotImplementedError(f"{type(self).__name__} must define backward()")
 
     def parameters(self):
         """The Parameters of this module and of the modules it holds, each once, in order."""
