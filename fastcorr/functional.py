@@ -38,14 +38,15 @@ class ImageOperands:
     gradients can be returned to the arguments.
     """
 
-    def __init__(self, in1, in2, mode, boundary, fillvalue, *, convolve):
+    def __init__(self, in1, in2, mode, boundary, fillvalue, *, convolve, extra_dtypes=()):
         a = v.as_real_array(in1, "in1")
         b = v.as_real_array(in2, "in2")
         v.check_ndim(a.shape, "in1", (2,), "a 2-D array (H, W)")
         v.check_ndim(b.shape, "in2", (2,), "a 2-D array (kH, kW)")
         self.inputs = (a, b)
         self.plan, swapped = v.plan_correlate2d(a.shape, b.shape, mode, boundary, fillvalue,
-                                                v.result_dtype(a.dtype, b.dtype),
+                                                v.result_dtype(a.dtype, b.dtype,
+                                                               *extra_dtypes),
                                                 convolve=convolve)
         image, kernel = ((1, not convolve), (0, True)) if swapped else ((0, False), (1, convolve))
         self.sources = (image, kernel)

@@ -136,7 +136,8 @@ def _image_backward(grad_output, in1, in2, mode, boundary, fillvalue, output_mas
     backend = resolve(backend, grad_output, in1, in2)
     mask = _output_mask(output_mask, 2)
     g = v.as_real_array(grad_output, "grad_output")
-    ops = ImageOperands(in1, in2, mode, boundary, fillvalue, convolve=convolve)
+    ops = ImageOperands(in1, in2, mode, boundary, fillvalue, convolve=convolve,
+                        extra_dtypes=[g.dtype])
     g = _grad_output(g, ops.plan.out_shape[2:])
     # which of the plan's image and kernel each wanted argument needs
     want_image = mask[ops.sources[0][0]]

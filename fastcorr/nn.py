@@ -95,7 +95,8 @@ class Conv2d(Module):
         ``a = sqrt(5)``), ``fan_in = in_channels / groups * kH * kW``.
 
     Input is ``(N, C_in, H, W)``, unbatched ``(C_in, H, W)``, or, with one input channel, a
-    2-D image ``(H, W)``; the output has the same form.
+    2-D image ``(H, W)``; the output has the same form (for an image: ``(H', W')`` with one
+    output channel, ``(C_out, H', W')`` with several, so no channel is dropped).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
@@ -128,26 +129,39 @@ class Conv2d(Module):
         """Correlate ``x`` with the weight and add the bias; remembers ``x`` for backward."""
         x = np.asarray(x)
         image = x.ndim == 2
-        x4 = x[None] if image else x  # an image is one channel, unbatched
+        if image and self.in_channels != 1:
+            raise ValueError(f"x: a 2-D image {x.shape} is one channel, but this layer expects "
+                             f"in_channels={self.in_channels}; pass (C_in, H, W) or NCHW")
+        x3 = x[None] if image else x  # an image is one channel, unbatched
         bias = None if self.bias is None else self.bias.data
-        y = conv2d(x4, self.weight.data, bias, backend=self.backend, **self.options)
-        self._input = (x4, image)
-        return y[0] if image else y
+        y = conv2d(x3, self.weight.data, bias, backend=self.backend, **self.options)
+        squeeze = image and self.out_channels == 1
+        self._input = (x3, image, squeeze)
+        return y[0] if squeeze else y
 
     def backward(self, grad_output):
         """Add the parameters' gradients and return the gradient with respect to the input."""
         if self._input is None:
             raise RuntimeError("Conv2d.backward: call forward first")
-        x4, image = self._input
+        x3, image, squeeze = self._input
         grad_output = np.asarray(grad_output)
-        g4 = grad_output[None] if image else grad_output
+        g3 = grad_output[None] if squeeze else grad_output
         mask = (True, True, self.bias is not None)
-        grad_x, grad_w, grad_b = conv2d_backward(g4, x4, self.weight.data, backend=self.backend,
+        grad_x, grad_w, grad_b = conv2d_backward(g3, x3, self.weight.data, backend=self.backend,
                                                  output_mask=mask, **self.options)
         for param, grad in ((self.weight, grad_w), (self.bias, grad_b)):
             if param is not None:
-                param.grad = grad.astype(param.data.dtype) if param.grad is None else param.grad + grad
+                total = grad if param.grad is None else param.grad + grad
+                param.grad = total.astype(param.data.dtype, copy=False)
         return grad_x[0] if image else grad_x
+
+    @property
+    def in_channels(self):
+        return self.weight.shape[1] * self.options["groups"]
+
+    @property
+    def out_channels(self):
+        return self.weight.shape[0]
 
     def __repr__(self):
         c_out, c_in_g, kh, kw = self.weight.shape

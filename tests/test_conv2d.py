@@ -52,7 +52,7 @@ def cpu_path(name):
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    """"reference", or "cpu" with one of the CPU paths forced."""
+    """The backend to pass: "reference", or "cpu" with one of the CPU_PATHS forced."""
     with cpu_path(request.param) as name:
         yield name
 
@@ -222,21 +222,20 @@ def _params(cases):
     return [pytest.param(*c[1:], id=c[0]) for c in cases]
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("input_shape, weight_shape, kwargs", _params(CASES))
-def test_cases_match_torch(input_shape, weight_shape, kwargs, bias, dtype, backend):
-    x, w, b = make_operands(7, input_shape, weight_shape, bias)
-    check_against_torch(x, w, b, dtype, backend, **kwargs)
+def test_cases_match_torch(input_shape, weight_shape, kwargs, backend):
+    for bias in (True, False):
+        x, w, b = make_operands(7, input_shape, weight_shape, bias)
+        for dtype in DTYPES:
+            check_against_torch(x, w, b, dtype, backend, **kwargs)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("padding_mode", PADDING_MODES)
 @pytest.mark.parametrize("input_shape, weight_shape, kwargs", _params(MODE_CASES))
-def test_padding_modes_match_torch(input_shape, weight_shape, kwargs, padding_mode, dtype,
-                                   backend):
+def test_padding_modes_match_torch(input_shape, weight_shape, kwargs, padding_mode, backend):
     x, w, b = make_operands(11, input_shape, weight_shape, bias=True)
-    check_against_torch(x, w, b, dtype, backend, padding_mode=padding_mode, **kwargs)
+    for dtype in DTYPES:
+        check_against_torch(x, w, b, dtype, backend, padding_mode=padding_mode, **kwargs)
 
 
 def test_padding_modes_differ():
@@ -249,31 +248,31 @@ def test_padding_modes_differ():
             assert not np.allclose(results[i], results[j]), (PADDING_MODES[i], PADDING_MODES[j])
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("padding_mode", PADDING_MODES)
-def test_unbatched_input(padding_mode, dtype, backend):
+def test_unbatched_input(padding_mode, backend):
     x, w, b = make_operands(5, (3, 5, 6), (4, 3, 3, 2), bias=True)
     kwargs = dict(padding=(1, 1), stride=(1, 2), padding_mode=padding_mode)
-    got = check_against_torch(x, w, b, dtype, backend, **kwargs)
-    assert got.ndim == 3
-    batched = fastcorr.conv2d(np.asarray(x[None], dtype), np.asarray(w, dtype),
-                              np.asarray(b, dtype), backend=backend, **kwargs)
-    np.testing.assert_array_equal(got, batched[0])
+    for dtype in DTYPES:
+        got = check_against_torch(x, w, b, dtype, backend, **kwargs)
+        assert got.ndim == 3
+        batched = fastcorr.conv2d(np.asarray(x[None], dtype), np.asarray(w, dtype),
+                                  np.asarray(b, dtype), backend=backend, **kwargs)
+        np.testing.assert_array_equal(got, batched[0])
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kwargs", [
     {}, dict(padding=1, stride=2), dict(padding="same", padding_mode="reflect"),
     dict(groups=2, padding=(1, 0), padding_mode="circular"),
 ], ids=["plain", "pad_stride", "same_reflect", "groups_circular"])
-def test_empty_batch(kwargs, dtype, backend):
-    x = np.zeros((0, 4, 5, 6), dtype)
-    w = np.ones((6, 4 // kwargs.get("groups", 1), 3, 2), dtype)
-    got = fastcorr.conv2d(x, w, np.ones(6, dtype), backend=backend, **kwargs)
-    expected = torch_conv2d(x, w, np.ones(6), **kwargs)
-    assert got.shape == expected.shape
-    assert got.shape[0] == 0
-    assert got.dtype == np.dtype(dtype)
+def test_empty_batch(kwargs, backend):
+    for dtype in DTYPES:
+        x = np.zeros((0, 4, 5, 6), dtype)
+        w = np.ones((6, 4 // kwargs.get("groups", 1), 3, 2), dtype)
+        got = fastcorr.conv2d(x, w, np.ones(6, dtype), backend=backend, **kwargs)
+        expected = torch_conv2d(x, w, np.ones(6), **kwargs)
+        assert got.shape == expected.shape
+        assert got.shape[0] == 0
+        assert got.dtype == np.dtype(dtype)
 
 
 # --------------------------------------------------------------------------- random configurations
@@ -405,9 +404,7 @@ def test_nan_inf_in_input_propagate_like_torch(padding_mode, dtype, backend):
     x[0, 0, 2, 3] = np.nan
     x[0, 1, 5, 7] = np.inf  # at the border: also reaches the padding under non-zero modes
     x[0, 0, 0, 0] = -np.inf
-    x = x.astype(dtype)
-    w = w.astype(dtype)
-    b = b.astype(dtype)
+    x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)
     kwargs = dict(padding=(1, 2), padding_mode=padding_mode)
     got = fastcorr.conv2d(x, w, b, backend=backend, **kwargs)
     expected = torch_conv2d(x, w, b, **kwargs)
