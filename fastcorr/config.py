@@ -22,3 +22,8 @@ CPU_PLANE_MAX_ELEMENTS = 1 << 16
 #: the chunks' partial sums are then added in order. Fixed by the shape, never by the number
 #: of threads, so gradients are bitwise repeatable.
 CPU_GRAD_WEIGHT_CHUNK_ROWS = 64
+#: Single-channel images and depthwise layers (unit column stride) with at most this many taps
+#: run kernels unrolled for their kernel size (``fastcorr.cpu.unrolled``); more taps, or 0
+#: here, take the general row kernel.
+CPU_UNROLL_MAX_TAPS = 64
+

@@ -24,14 +24,16 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 DTYPES = (np.float32, np.float64)
 
 
-# The CPU backend picks a loop by layer shape (im2col + BLAS, depthwise planes, rows); small
-# layers mostly take one of them, so the tunables in fastcorr.config are also set to force each.
+# The CPU backend picks a loop by layer shape (im2col + BLAS, unrolled planes or rows, general
+# rows); small layers mostly take one of them, so the tunables in fastcorr.config are also set
+# to force each.
 CPU_PATHS = {
     "cpu": {},  # the backend's own choice
     "cpu-gemm": dict(CPU_GEMM_MIN_DEPTH=1, CPU_GEMM_MIN_OUT_CHANNELS=1,
                      CPU_IM2COL_BLOCK_ELEMENTS=1),  # im2col + BLAS, one output row a block
-    "cpu-rows": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_PLANE_MAX_ELEMENTS=0),
-    "cpu-planes": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_PLANE_MAX_ELEMENTS=10**9),
+    "cpu-rows": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_UNROLL_MAX_TAPS=0),
+    "cpu-unrolled-rows": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_PLANE_MAX_ELEMENTS=0),
+    "cpu-unrolled-planes": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_PLANE_MAX_ELEMENTS=10**9),
 }
 BACKENDS = ("reference",) + tuple(CPU_PATHS)
 

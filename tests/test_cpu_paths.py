@@ -1,4 +1,5 @@
-"""Each CPU loop shape (rows, planes, im2col + BLAS) forced in turn, against the reference.
+"""Each CPU loop shape (general rows, unrolled rows and planes, im2col + BLAS) forced in turn,
+against the reference.
 
 The CPU backend picks a kernel by the layer's shape; small test layers would mostly take one
 path, so the tunables in fastcorr.config are patched here to drive every path over the same
@@ -14,13 +15,16 @@ from fastcorr import config
 PATHS = {
     # im2col + BLAS for every layer, with blocks of a single output row
     "gemm": dict(CPU_GEMM_MIN_DEPTH=1, CPU_GEMM_MIN_OUT_CHANNELS=1, CPU_IM2COL_BLOCK_ELEMENTS=1),
-    # the row kernel for everything
-    "rows": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_PLANE_MAX_ELEMENTS=0),
-    # planes wherever the layer allows (one input channel a group, stride 1)
-    "planes": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_PLANE_MAX_ELEMENTS=10**9),
-    # the rows kernel computing one output channel per task
-    "rows-unblocked": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_PLANE_MAX_ELEMENTS=0,
+    # the general row kernel for everything
+    "rows": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_UNROLL_MAX_TAPS=0),
+    # the general row kernel computing one output channel per task
+    "rows-unblocked": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_UNROLL_MAX_TAPS=0,
                            CPU_OUT_CHANNEL_BLOCK=1),
+    # kernels unrolled for their size, by rows wherever the layer allows (one input channel a
+    # group, unit column stride) ...
+    "unrolled-rows": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_PLANE_MAX_ELEMENTS=0),
+    # ... and by planes wherever the layer allows (also unit row stride)
+    "unrolled-planes": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_PLANE_MAX_ELEMENTS=10**9),
 }
 
 
@@ -96,3 +100,42 @@ def test_gemm_blocks_cover_the_output(monkeypatch):
     fastcorr.conv2d(x, weight, padding=1, out=out)
     expected = fastcorr.conv2d(x, weight, padding=1, backend="reference")
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_unrolled_kernels_equal_the_general_kernel_bitwise(monkeypatch, dtype):
+    """Unrolled kernels add the taps in the general kernel's order: not close, identical."""
+    rng = np.random.default_rng(99)
+    for _ in range(12):
+        x, weight, bias, kwargs = random_layer(rng, depthwise=True)
+        x, weight = x.astype(dtype), weight.astype(dtype)
+        kwargs["stride"] = (int(rng.integers(1, 3)), 1)  # unrolled rows take any row stride
+        results = []
+        for path in ("rows", "unrolled-rows", "unrolled-planes"):
+            with monkeypatch.context() as patch:
+                for name, value in PATHS[path].items():
+                    patch.setattr(config, name, value)
+                try:
+                    results.append(fastcorr.conv2d(x, weight, bias, **kwargs))
+                except ValueError:
+                    break
+        for other in results[1:]:
+            assert np.array_equal(results[0], other, equal_nan=True), kwargs
+
+
+def test_unrolled_source_is_written_once_to_the_cache_folder(monkeypatch, tmp_path):
+    from fastcorr.cpu import unrolled
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(unrolled, "_modules", {})
+    module = unrolled.kernels(1, 2)
+    written = list((tmp_path / "fastcorr" / "unrolled").glob("*.py"))
+    assert [p.name for p in written] == [f"{module.__name__}.py"]
+    assert written[0].read_text() == unrolled.source(1, 2)
+    assert unrolled.kernels(1, 2) is module
+    # a kernel of the same size computes the same numbers as the general one
+    x = np.random.default_rng(0).standard_normal((1, 1, 4, 6))
+    weight = np.random.default_rng(1).standard_normal((1, 1, 1, 2))
+    out = np.empty((1, 1, 4, 5))
+    module.correlate_rows(x, weight, np.zeros(1), out, 1, 1, 1, 0, 0, 0, 0.0, 1)
+    np.testing.assert_allclose(out, fastcorr.conv2d(x, weight, backend="reference"), rtol=1e-14)

@@ -38,13 +38,16 @@ def forward(x, weight, bias, out, plan):
     if bias is None:
         bias = np.zeros(c_out, dtype=plan.dtype)
     fill = plan.dtype.type(plan.fill)
-    padded_size = (plan.out_shape[2] + plan.dilation[0] * (kh - 1)) * (
-        plan.out_shape[3] + plan.dilation[1] * (kw - 1))
-    if (c_in_g == 1 and plan.stride == (1, 1) and padded_size <= config.CPU_PLANE_MAX_ELEMENTS
-            and plan.out_shape[0] * plan.groups >= numba.get_num_threads()):
-        from .forward_kernel import correlate_planes
+    if c_in_g == 1 and plan.stride[1] == 1 and _unrolls(kh, kw):
+        from .unrolled import kernels
 
-        correlate_planes(x, weight, bias, out, *_geometry(plan)[2:], fill, plan.groups)
+        unrolled = kernels(kh, kw)
+        if _plane_by_plane(plan):
+            unrolled.correlate_planes(x, weight, bias, out, *_geometry(plan)[2:], fill,
+                                      plan.groups)
+        else:
+            unrolled.correlate_rows(x, weight, bias, out, plan.stride[0],
+                                    *_geometry(plan)[2:], fill, plan.groups)
         return out
     from .forward_kernel import correlate_rows
 
@@ -52,6 +55,22 @@ def forward(x, weight, bias, out, plan):
     correlate_rows(x, weight, bias, out, *_geometry(plan), fill, plan.groups,
                    min(co_block, c_out // plan.groups))
     return out
+
+
+def _unrolls(kh, kw):
+    """Whether a kernel size has an unrolled kernel: few taps, and at most 8 kernel rows (each
+    row is a pointer that LLVM must check against the output before it vectorises)."""
+    return kh <= 8 and kh * kw <= config.CPU_UNROLL_MAX_TAPS
+
+
+def _plane_by_plane(plan):
+    """Whether a layer with one input channel per group runs whole padded planes per task:
+    unit strides, small planes (so that rows are short), and a plane per thread at least."""
+    _, _, kh, kw = plan.weight_shape
+    padded_size = (plan.out_shape[2] + plan.dilation[0] * (kh - 1)) * (
+        plan.out_shape[3] + plan.dilation[1] * (kw - 1))
+    return (plan.stride == (1, 1) and padded_size <= config.CPU_PLANE_MAX_ELEMENTS
+            and plan.out_shape[0] * plan.groups >= numba.get_num_threads())
 
 
 def grad_input(grad_out, weight, grad_x, plan):

@@ -48,6 +48,27 @@ def sample(row, k, n, pad_mode, fill):
 
 
 @njit(cache=True)
+def edge_columns(plane, taps, bias, out_row, first, stop, top, dil_h, dil_w, pad_left, pad_mode,
+                 fill):
+    """``out_row[first:stop]`` of a one-channel correlation at unit column stride, each column
+    summed tap by tap through the boundary rule, in the taps' row-major order.
+
+    For the few columns next to the edges whose taps reach past the input; ``plane`` is the
+    input (H, W), ``taps`` the kernel (kH, kW), ``top`` the virtual input row of tap row 0.
+    """
+    h, w = plane.shape
+    kh, kw = taps.shape
+    for j in range(first, stop):
+        total = bias
+        for p in range(kh):
+            r = source_index(top + p * dil_h, h, pad_mode)
+            for q in range(kw):
+                value = sample(plane[r], j - pad_left + q * dil_w, w, pad_mode, fill) if r >= 0 else fill
+                total += taps[p, q] * value
+        out_row[j] = total
+
+
+@njit(cache=True)
 def gather_row(src, dst, step, offset, pad_mode, fill):
     """``dst[j] = src[j * step + offset]`` for every ``j``, through the boundary rule."""
     count, n = dst.shape[0], src.shape[0]

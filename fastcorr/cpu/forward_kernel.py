@@ -1,6 +1,7 @@
-"""Numba CPU forward kernels for :class:`fastcorr._validate.Plan`: by rows, and by planes.
+"""The general Numba CPU forward kernel for :class:`fastcorr._validate.Plan`, by rows.
 
-``correlate_rows`` is the general kernel. One parallel task computes one output row for a block
+``correlate_rows`` serves every layer shape (``unrolled.py`` is faster for the kernel sizes it
+covers, ``gemm.py`` for dense layers). One parallel task computes one output row for a block
 of output channels. Within it the loops
 run input channel, kernel row, kernel column (taps outer) and output column innermost, so the
 innermost loop streams contiguous memory and vectorises. Padding is virtual: each tap's span of
@@ -13,10 +14,9 @@ depthwise layer one task per (image, channel, row); a dense or grouped layer one
 block of output channels.
 """
 
-import numpy as np
 from numba import njit, prange
 
-from ._indexing import axpy, gather_row, in_range_span, sample, source_index
+from ._indexing import axpy, in_range_span, sample, source_index
 
 
 @njit(parallel=True, cache=True)
@@ -76,50 +76,3 @@ def correlate_rows(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
                             out_row[j] += tap * sample(x_row, j * stride_w + offset, w, pad_mode, fill)
                         for j in range(hi, out_w):
                             out_row[j] += tap * sample(x_row, j * stride_w + offset, w, pad_mode, fill)
-
-
-@njit(parallel=True, cache=True)
-def correlate_planes(x, weight, bias, out, dil_h, dil_w, pad_top, pad_left, pad_mode, fill,
-                     groups):
-    """Stride-1 correlation of one input channel per group (depthwise layers), plane by plane.
-
-    Each task copies one input plane, padded, into a buffer the size of the padded plane and
-    runs every tap as one long vector loop over the flattened plane: output ``(i, j)`` sits at
-    ``i * padded_w + j`` and tap ``(p, q)`` reads ``p * dil_h * padded_w + q * dil_w`` further
-    on, so rows of a few dozen pixels do not each pay a loop's start-up and tail.
-
-    Parameters
-    ----------
-    x : ndarray, shape (N, groups, H, W), C-contiguous
-    weight : ndarray, shape (C_out, 1, kH, kW), C-contiguous
-    bias : ndarray, shape (C_out,)
-    out : ndarray, shape (N, C_out, H_out, W_out), C-contiguous; overwritten
-    """
-    n_batch, _, h, w = x.shape
-    c_out, _, kh, kw = weight.shape
-    out_h, out_w = out.shape[2], out.shape[3]
-    c_out_g = c_out // groups
-    padded_h = out_h + dil_h * (kh - 1)
-    padded_w = out_w + dil_w * (kw - 1)
-    span = (out_h - 1) * padded_w + out_w
-    for task in prange(n_batch * groups):
-        n = task // groups
-        g = task % groups
-        padded = np.empty(padded_h * padded_w, dtype=x.dtype)
-        for r in range(padded_h):
-            row = padded[r * padded_w:(r + 1) * padded_w]
-            src_r = source_index(r - pad_top, h, pad_mode)
-            if src_r < 0:
-                row[:] = fill
-            else:
-                gather_row(x[n, g, src_r], row, 1, -pad_left, pad_mode, fill)
-        acc = np.empty(span, dtype=x.dtype)
-        for co in range(g * c_out_g, (g + 1) * c_out_g):
-            acc[:] = bias[co]
-            for p in range(kh):
-                for q in range(kw):
-                    tap = weight[co, 0, p, q]
-                    start = p * dil_h * padded_w + q * dil_w
-                    axpy(tap, padded[start:start + span], acc)
-            for i in range(out_h):
-                out[n, co, i, :] = acc[i * padded_w:i * padded_w + out_w]
