@@ -9,6 +9,7 @@ from .dispatch import BackendUnavailableError
 from .functional import conv2d, convolve2d, corr2d, correlate2d
 from .gradients import (conv2d_backward, conv2d_input, conv2d_weight, convolve2d_backward,
                         correlate2d_backward)
+from .threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -23,5 +24,8 @@ __all__ = [
     "convolve2d",
     "corr2d",
     "correlate2d",
+    "get_num_threads",
+    "num_threads",
     "reference",
+    "set_num_threads",
 ]

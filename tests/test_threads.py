@@ -1,0 +1,69 @@
+"""Thread control: fastcorr.set_num_threads / num_threads set Numba's and BLAS's threads."""
+
+import os
+import subprocess
+import sys
+
+import numba
+import numpy as np
+import pytest
+
+import fastcorr
+from fastcorr import threads
+
+
+def test_set_num_threads_sets_numba_and_blas_and_the_context_restores_both():
+    before, before_blas = fastcorr.get_num_threads(), threads.blas_threads()
+    with fastcorr.num_threads(1):
+        assert fastcorr.get_num_threads() == numba.get_num_threads() == 1
+        if before_blas is not None:
+            assert threads.blas_threads() == 1
+    assert fastcorr.get_num_threads() == before
+    assert threads.blas_threads() == before_blas
+
+
+def test_numpy_blas_is_found_on_numpy_wheels():
+    # NumPy's wheels bundle OpenBLAS; if this fails, BLAS threads are not being controlled
+    assert threads.blas_threads() is not None
+
+
+def test_the_context_restores_after_an_error():
+    before = fastcorr.get_num_threads()
+    with pytest.raises(RuntimeError):
+        with fastcorr.num_threads(1):
+            raise RuntimeError("inside")
+    assert fastcorr.get_num_threads() == before
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError), (10**6, ValueError),
+                                        (1.0, TypeError), ("2", TypeError), (True, TypeError)])
+def test_bad_thread_counts(bad, error):
+    before = fastcorr.get_num_threads()
+    with pytest.raises(error, match="n: expected"):
+        fastcorr.set_num_threads(bad)
+    assert fastcorr.get_num_threads() == before
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    rng = np.random.default_rng(0)
+    image = rng.standard_normal((40, 33)).astype(np.float32)
+    x = rng.standard_normal((2, 8, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((6, 8, 3, 3)).astype(np.float32)
+    results = []
+    for n in sorted({1, threads.max_threads()}):
+        with fastcorr.num_threads(n):
+            results.append((fastcorr.correlate2d(image, image[:5, :4], "same"),
+                            fastcorr.conv2d(x, w, padding=1)))
+    for got in results[1:]:
+        for a, b in zip(results[0], got):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_numba_num_threads_bounds_the_choice():
+    code = ("import fastcorr; assert fastcorr.threads.max_threads() == 1\n"
+            "fastcorr.set_num_threads(1)\n"
+            "try:\n    fastcorr.set_num_threads(2)\nexcept ValueError as e:\n"
+            "    assert 'NUMBA_NUM_THREADS' in str(e)\nelse:\n    raise SystemExit('no error')\n")
+    env = dict(os.environ, NUMBA_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
