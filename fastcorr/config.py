@@ -14,6 +14,11 @@ CPU_IM2COL_BLOCK_ELEMENTS = 1 << 21
 CPU_GEMM_MIN_DEPTH = 16
 CPU_GEMM_MIN_OUT_CHANNELS = 4
 
+#: Single-channel images and depthwise layers (unit column stride) with at most this many taps
+#: run kernels unrolled for their kernel size (``fastcorr.cpu.unrolled``); more taps, or 0
+#: here, take the general row kernel.
+CPU_UNROLL_MAX_TAPS = 64
+
 #: Depthwise layers run plane by plane when a padded plane has at most this many elements
 #: (and there is a plane per thread at least); larger images run row by row.
 CPU_PLANE_MAX_ELEMENTS = 1 << 16
@@ -22,8 +27,38 @@ CPU_PLANE_MAX_ELEMENTS = 1 << 16
 #: the chunks' partial sums are then added in order. Fixed by the shape, never by the number
 #: of threads, so gradients are bitwise repeatable.
 CPU_GRAD_WEIGHT_CHUNK_ROWS = 64
-#: Single-channel images and depthwise layers (unit column stride) with at most this many taps
-#: run kernels unrolled for their kernel size (``fastcorr.cpu.unrolled``); more taps, or 0
-#: here, take the general row kernel.
-CPU_UNROLL_MAX_TAPS = 64
 
+#: The same for depthwise layers computed plane by plane: images whose planes one task sums.
+CPU_GRAD_WEIGHT_CHUNK_PLANES = 8
+
+
+# ============================================================================ CUDA backend
+# Read when a GPU kernel is built or launched (never at import); tests shrink them to cover
+# every edge of a tile. Kernels are specialised on these values (and cached per value).
+
+#: Threads of a forward / grad-input block: ``(x, y)``, x along the output columns.
+CUDA_BLOCK = (32, 8)
+
+#: Outputs each thread keeps in registers in dense and grouped layers:
+#: ``(output channels, rows, columns)``; rows and columns are strided by the block shape so
+#: that shared-memory reads and global stores stay coalesced.
+CUDA_DENSE_OUTPUTS = (4, 1, 4)
+
+#: The same for depthwise layers and single-channel images (one input channel per output).
+CUDA_DEPTHWISE_OUTPUTS = (1, 2, 4)
+
+#: Largest dynamic shared memory (bytes) one block may ask for; larger tiles (huge kernels or
+#: dilations) run a kernel that reads global memory directly.
+CUDA_MAX_SHARED_BYTES = 48 * 1024
+
+#: Threads of a weight-gradient block, and output rows ((image, row) pairs) per split-K chunk.
+#: The chunking is fixed by the shape: the chunks' partial sums are added in order, so weight
+#: gradients are bitwise repeatable (no float atomics anywhere).
+CUDA_GRAD_WEIGHT_THREADS = 256
+CUDA_GRAD_WEIGHT_CHUNK_ROWS = 16
+
+#: Weight taps whose sums a weight-gradient block keeps in shared memory at once.
+CUDA_GRAD_WEIGHT_TAPS = 16
+
+#: Bytes of input per chunk (and per stream) of the streaming functions of fastcorr.batch.
+CUDA_STREAM_CHUNK_BYTES = 256 << 20

@@ -31,13 +31,16 @@ EPS64 = np.finfo(np.float64).eps
 
 # CPU paths forced through the tunables (see tests/test_cpu_paths.py). The backward of the CPU
 # backend has two implementations: im2col/col2im + BLAS ("gemm") and the gather kernels
-# (grad_input_planes / grad_weight_rows, "direct"); the weight-gradient chunking is made small
-# so that several chunks are summed.
+# (grad_input_planes with grad_weight_planes or grad_weight_rows, "direct" and "direct-rows");
+# the weight-gradient chunking is made small so that several chunks are summed.
 PATHS = {
     "gemm": dict(CPU_GEMM_MIN_DEPTH=1, CPU_GEMM_MIN_OUT_CHANNELS=1, CPU_IM2COL_BLOCK_ELEMENTS=1),
     "gemm-blocks": dict(CPU_GEMM_MIN_DEPTH=1, CPU_GEMM_MIN_OUT_CHANNELS=1,
                         CPU_IM2COL_BLOCK_ELEMENTS=500),  # blocks of a few rows
-    "direct": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_GRAD_WEIGHT_CHUNK_ROWS=3),
+    "direct": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_GRAD_WEIGHT_CHUNK_ROWS=3,
+                   CPU_GRAD_WEIGHT_CHUNK_PLANES=1),  # depthwise: the plane kernels
+    "direct-rows": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_GRAD_WEIGHT_CHUNK_ROWS=3,
+                        CPU_PLANE_MAX_ELEMENTS=0),  # depthwise too: the row kernels
     "auto": {},  # the backend's own choice
 }
 
@@ -194,7 +197,7 @@ def valid_layers(seed, count, *, tiny=False, **options):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("path", ["gemm", "gemm-blocks", "direct", "auto", "reference"])
+@pytest.mark.parametrize("path", ["gemm", "gemm-blocks", "direct", "direct-rows", "auto", "reference"])
 def test_conv2d_backward_matches_torch(monkeypatch, path, dtype):
     backend = use_path(monkeypatch, path)
     tiny = path == "reference"
@@ -235,7 +238,7 @@ HAND_PICKED = [
 ]
 
 
-@pytest.mark.parametrize("path", ["gemm", "direct"])
+@pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows"])
 @pytest.mark.parametrize("padding_mode", PADDING_MODES)
 @pytest.mark.parametrize("case", HAND_PICKED, ids=[c[0] for c in HAND_PICKED])
 def test_conv2d_backward_hand_picked(monkeypatch, path, padding_mode, case):
@@ -257,7 +260,7 @@ def test_conv2d_backward_hand_picked(monkeypatch, path, padding_mode, case):
         assert_within(a, e, b, f"{case[0]} {padding_mode} {path}")
 
 
-@pytest.mark.parametrize("path", ["gemm", "direct", "reference"])
+@pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows", "reference"])
 @pytest.mark.parametrize("padding_mode", PADDING_MODES)
 def test_conv2d_backward_empty_batch(monkeypatch, path, padding_mode):
     backend = use_path(monkeypatch, path)
@@ -283,7 +286,7 @@ def test_conv2d_backward_empty_batch(monkeypatch, path, padding_mode):
     assert gx.shape == x.shape and not gw.any() and not gb.any()
 
 
-@pytest.mark.parametrize("path", ["gemm", "direct"])
+@pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows"])
 def test_conv2d_backward_layouts_and_integer_inputs(monkeypatch, path):
     """Non-contiguous views, Fortran order and integer arrays hold the same numbers: the
     gradients are the same, bit for bit (and float64 for integers)."""
@@ -314,7 +317,7 @@ def test_conv2d_backward_layouts_and_integer_inputs(monkeypatch, path):
 # --------------------------------------------------------------------------- 2. output_mask, errors
 
 
-@pytest.mark.parametrize("path", ["gemm", "direct"])
+@pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows"])
 def test_output_mask(monkeypatch, path):
     backend = use_path(monkeypatch, path)
     rng = np.random.default_rng(5)
@@ -395,7 +398,7 @@ def test_grad_output_wrong_shape():
 # --------------------------------------------------------------------------- 3. conv2d_input/weight
 
 
-@pytest.mark.parametrize("path", ["gemm", "direct", "reference"])
+@pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows", "reference"])
 def test_conv2d_input_weight_match_torch_nn_grad(monkeypatch, path):
     backend = use_path(monkeypatch, path)
     tiny = path == "reference"
@@ -420,7 +423,7 @@ def test_conv2d_input_weight_match_torch_nn_grad(monkeypatch, path):
         assert np.array_equal(got_in2, got_in)
 
 
-@pytest.mark.parametrize("path", ["gemm", "direct"])
+@pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows"])
 def test_conv2d_input_weight_other_modes(monkeypatch, path):
     backend = use_path(monkeypatch, path)
     for x, w, g, kwargs in valid_layers(11, 24):
@@ -444,7 +447,7 @@ def _inner(a, b):
     return float(np.dot(np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)))
 
 
-@pytest.mark.parametrize("path", ["gemm", "direct"])
+@pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows"])
 @pytest.mark.parametrize("padding_mode", PADDING_MODES)
 def test_adjoint_identity_conv2d(monkeypatch, path, padding_mode):
     """<conv2d(x, w), y> == <x, conv2d_input(x.shape, w, y)> == <w, conv2d_weight(x, w.shape, y)>.
@@ -481,7 +484,7 @@ FD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("path", ["gemm", "direct"])
+@pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows"])
 @pytest.mark.parametrize("case", range(len(FD_CASES)))
 def test_finite_differences_conv2d(monkeypatch, path, case):
     backend = use_path(monkeypatch, path)
@@ -523,7 +526,7 @@ IMAGE_PAIRS = [
 ]
 
 
-@pytest.mark.parametrize("path", ["gemm", "direct"])
+@pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows"])
 @pytest.mark.parametrize("convolve", [False, True], ids=["correlate2d", "convolve2d"])
 def test_image_backward_adjoint(monkeypatch, path, convolve):
     """<f(a, b), g> == <a, grad_in1> (f is affine in a: its fill part is dropped by using
@@ -604,7 +607,7 @@ def test_image_backward_against_torch():
     ("convolve", (5, 6), (3, 4), "full", "fill", 2.5),
     ("convolve", (5, 6), (2, 3), "same", "wrap", 0.0),
 ])
-@pytest.mark.parametrize("path", ["gemm", "direct"])
+@pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows"])
 def test_finite_differences_image(monkeypatch, path, case):
     backend = use_path(monkeypatch, path)
     kind, sa, sb, mode, boundary, fill = case
@@ -670,7 +673,10 @@ DETERMINISM_SCRIPT = textwrap.dedent("""
     paths = {
         "gemm": dict(CPU_GEMM_MIN_DEPTH=1, CPU_GEMM_MIN_OUT_CHANNELS=1,
                      CPU_IM2COL_BLOCK_ELEMENTS=4000),
-        "direct": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_GRAD_WEIGHT_CHUNK_ROWS=7),
+        "direct": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_GRAD_WEIGHT_CHUNK_ROWS=7,
+                       CPU_GRAD_WEIGHT_CHUNK_PLANES=3),
+        "direct-rows": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_GRAD_WEIGHT_CHUNK_ROWS=7,
+                            CPU_PLANE_MAX_ELEMENTS=0),
         "auto": {},
     }
     for path, settings in paths.items():
@@ -694,7 +700,7 @@ DETERMINISM_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("path", ["gemm", "direct"])
+@pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows"])
 def test_deterministic_in_process(monkeypatch, path):
     backend = use_path(monkeypatch, path)
     rng = np.random.default_rng(81)
@@ -733,7 +739,7 @@ def test_deterministic_across_thread_counts(tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
         dirs[threads] = out
     names = sorted(p.name for p in dirs[1].iterdir())
-    assert len(names) == 3 * (2 * 3 * 2 + 2)
+    assert len(names) == 4 * (2 * 3 * 2 + 2)  # paths x (layers x gradients x dtypes + image)
     assert names == sorted(p.name for p in dirs[2].iterdir())
     differ = [n for n in names
               if not np.array_equal(np.load(dirs[1] / n), np.load(dirs[2] / n))]
@@ -743,7 +749,7 @@ def test_deterministic_across_thread_counts(tmp_path):
 # --------------------------------------------------------------------------- 8. no mutation
 
 
-@pytest.mark.parametrize("path", ["gemm", "direct", "reference"])
+@pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows", "reference"])
 def test_inputs_not_mutated(monkeypatch, path):
     backend = use_path(monkeypatch, path)
     rng = np.random.default_rng(91)

@@ -63,14 +63,20 @@ def _unrolls(kh, kw):
     return kh <= 8 and kh * kw <= config.CPU_UNROLL_MAX_TAPS
 
 
-def _plane_by_plane(plan):
-    """Whether a layer with one input channel per group runs whole padded planes per task:
-    unit strides, small planes (so that rows are short), and a plane per thread at least."""
+def _small_planes(plan):
+    """Whether a layer's padded planes are small and its strides 1: whole planes per task then
+    beat rows, which are short."""
     _, _, kh, kw = plan.weight_shape
     padded_size = (plan.out_shape[2] + plan.dilation[0] * (kh - 1)) * (
         plan.out_shape[3] + plan.dilation[1] * (kw - 1))
-    return (plan.stride == (1, 1) and padded_size <= config.CPU_PLANE_MAX_ELEMENTS
-            and plan.out_shape[0] * plan.groups >= numba.get_num_threads())
+    return plan.stride == (1, 1) and padded_size <= config.CPU_PLANE_MAX_ELEMENTS
+
+
+def _plane_by_plane(plan):
+    """Whether the forward pass of a layer with one input channel per group runs a task per
+    plane: small planes, and a plane per thread at least. (Both forward kernels give bitwise
+    the same result, so the thread count may decide.)"""
+    return _small_planes(plan) and plan.out_shape[0] * plan.groups >= numba.get_num_threads()
 
 
 def grad_input(grad_out, weight, grad_x, plan):
@@ -91,13 +97,23 @@ def grad_weight(grad_out, x, grad_w, plan):
         from .gemm import grad_weight_gemm
 
         return grad_weight_gemm(grad_out, x, grad_w, plan)
-    from .backward_kernel import grad_weight_rows
-
     rows = plan.out_shape[0] * plan.out_shape[2]
-    per_chunk = config.CPU_GRAD_WEIGHT_CHUNK_ROWS
-    partial = np.empty(((rows + per_chunk - 1) // per_chunk,) + grad_w.shape, dtype=plan.dtype)
-    grad_weight_rows(grad_out, x, partial, *_geometry(plan), plan.dtype.type(plan.fill),
-                     plan.groups, per_chunk)
+    fill = plan.dtype.type(plan.fill)
+    _, c_in_g, kh, kw = plan.weight_shape
+    # the choice depends on the shape only: the two kernels sum in different orders
+    if c_in_g == 1 and _unrolls(kh, kw) and _small_planes(plan):
+        from .unrolled import kernels
+
+        per_chunk = max(1, config.CPU_GRAD_WEIGHT_CHUNK_PLANES)
+        partial = np.empty((-(-plan.out_shape[0] // per_chunk),) + grad_w.shape, dtype=plan.dtype)
+        kernels(kh, kw).grad_weight_planes(grad_out, x, partial, *_geometry(plan)[2:], fill,
+                                           plan.groups, per_chunk)
+    else:
+        from .backward_kernel import grad_weight_rows
+
+        per_chunk = config.CPU_GRAD_WEIGHT_CHUNK_ROWS
+        partial = np.empty((-(-rows // per_chunk),) + grad_w.shape, dtype=plan.dtype)
+        grad_weight_rows(grad_out, x, partial, *_geometry(plan), fill, plan.groups, per_chunk)
     grad_w[...] = partial[0]
     for chunk in partial[1:]:  # in order: the result does not depend on the thread count
         grad_w += chunk

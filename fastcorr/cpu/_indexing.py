@@ -2,32 +2,11 @@
 
 from numba import njit
 
-from .._validate import CIRCULAR, REFLECT, REPLICATE, SYMMETRIC
+from .. import _boundary
 
 
-@njit(cache=True, inline="always")
-def source_index(k, n, pad_mode):
-    """Map a virtual index ``k`` of an axis of length ``n`` to a real one, or -1 for the fill.
-
-    ``pad_mode`` is one of the boundary rules of :mod:`fastcorr._validate`; indices any distance
-    outside the axis are mapped (periodic and mirrored rules repeat indefinitely, as NumPy's pad
-    and SciPy's boundaries do).
-    """
-    if 0 <= k < n:
-        return k
-    if pad_mode == CIRCULAR:
-        return k % n
-    if pad_mode == REPLICATE:
-        return 0 if k < 0 else n - 1
-    if pad_mode == SYMMETRIC:
-        m = k % (2 * n)
-        return m if m < n else 2 * n - 1 - m
-    if pad_mode == REFLECT:
-        if n == 1:
-            return 0
-        m = k % (2 * n - 2)
-        return m if m < n else 2 * n - 2 - m
-    return -1  # ZEROS: the fill value
+#: The boundary rule (:func:`fastcorr._boundary.source_index`), shared with the GPU kernels.
+source_index = njit(cache=True, inline="always")(_boundary.source_index)
 
 
 @njit(cache=True, inline="always")
@@ -63,7 +42,8 @@ def edge_columns(plane, taps, bias, out_row, first, stop, top, dil_h, dil_w, pad
         for p in range(kh):
             r = source_index(top + p * dil_h, h, pad_mode)
             for q in range(kw):
-                value = sample(plane[r], j - pad_left + q * dil_w, w, pad_mode, fill) if r >= 0 else fill
+                column = j - pad_left + q * dil_w
+                value = sample(plane[r], column, w, pad_mode, fill) if r >= 0 else fill
                 total += taps[p, q] * value
         out_row[j] = total
 
@@ -82,6 +62,20 @@ def gather_row(src, dst, step, offset, pad_mode, fill):
         dst[j] = sample(src, j * step + offset, n, pad_mode, fill)
     for j in range(hi, count):
         dst[j] = sample(src, j * step + offset, n, pad_mode, fill)
+
+
+@njit(cache=True)
+def pad_plane(plane, padded, padded_w, pad_top, pad_left, pad_mode, fill):
+    """Copy ``plane`` (H, W) into the flat buffer ``padded`` of rows ``padded_w`` long, framed
+    by ``pad_top`` rows and ``pad_left`` columns through the boundary rule."""
+    h, w = plane.shape
+    for r in range(padded.shape[0] // padded_w):
+        row = padded[r * padded_w:(r + 1) * padded_w]
+        src_r = source_index(r - pad_top, h, pad_mode)
+        if src_r < 0:
+            row[:] = fill
+        else:
+            gather_row(plane[src_r], row, 1, -pad_left, pad_mode, fill)
 
 
 @njit(cache=True)

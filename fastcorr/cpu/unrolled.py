@@ -1,4 +1,4 @@
-"""Forward kernels unrolled for one kernel size, generated on first use and cached on disk.
+"""Kernels unrolled for one kernel size, generated on first use and cached on disk.
 
 LLVM keeps a kernel's taps in registers and vectorises across output columns only when the
 number of taps is a compile-time constant: the general kernels, whose tap loops have run-time
@@ -28,7 +28,11 @@ _TEMPLATE = '''\
 import numpy as np
 from numba import njit, prange
 
-from fastcorr.cpu._indexing import edge_columns, gather_row, in_range_span, source_index
+from fastcorr.cpu._indexing import edge_columns, in_range_span, pad_plane, source_index
+
+# unsigned constants: unsigned indices need no wrap-around test (see fastcorr.cpu.unrolled)
+{unsigned}
+ULANES = np.uintp({lanes})
 
 
 @njit(parallel=True, cache=True)
@@ -67,7 +71,7 @@ def correlate_rows(x, weight, bias, out, stride_h, dil_h, dil_w, pad_top, pad_le
 @njit(parallel=True, cache=True)
 def correlate_planes(x, weight, bias, out, dil_h, dil_w, pad_top, pad_left, pad_mode, fill,
                      groups):
-    n_batch, _, h, w = x.shape
+    n_batch = x.shape[0]
     c_out = weight.shape[0]
     out_h, out_w = out.shape[2], out.shape[3]
     c_out_g = c_out // groups
@@ -79,13 +83,7 @@ def correlate_planes(x, weight, bias, out, dil_h, dil_w, pad_top, pad_left, pad_
         n = task // groups
         g = task % groups
         padded = np.empty(padded_h * padded_w, dtype=x.dtype)
-        for r in range(padded_h):
-            row = padded[r * padded_w:(r + 1) * padded_w]
-            src_r = source_index(r - pad_top, h, pad_mode)
-            if src_r < 0:
-                row[:] = fill
-            else:
-                gather_row(x[n, g, src_r], row, 1, -pad_left, pad_mode, fill)
+        pad_plane(x[n, g], padded, padded_w, pad_top, pad_left, pad_mode, fill)
         acc = np.empty(span, dtype=x.dtype)
         for co in range(g * c_out_g, (g + 1) * c_out_g):
             b = bias[co]
@@ -94,7 +92,43 @@ def correlate_planes(x, weight, bias, out, dil_h, dil_w, pad_top, pad_left, pad_
                 acc[t] = {plane_sum}
             for i in range(out_h):
                 out[n, co, i, :] = acc[i * padded_w:i * padded_w + out_w]
+
+
+@njit(parallel=True, cache=True)
+def grad_weight_planes(grad_out, x, partial, dil_h, dil_w, pad_top, pad_left, pad_mode, fill,
+                       groups, images_per_chunk):
+    n_batch = x.shape[0]
+    n_chunks, c_out = partial.shape[0], partial.shape[1]
+    out_h, out_w = grad_out.shape[2], grad_out.shape[3]
+    c_out_g = c_out // groups
+    padded_w = out_w + dil_w * {last_q}
+    padded_size = (out_h + dil_h * {last_p}) * padded_w
+    full = np.uintp(out_w - out_w % {lanes})
+{plane_offsets}
+    for task in prange(n_chunks * c_out):
+        chunk = task // c_out
+        co = task % c_out
+        c = co // c_out_g
+        padded = np.empty(padded_size, dtype=x.dtype)
+        tail = np.zeros(({taps}, {lanes}), dtype=x.dtype)
+        zero = tail[0, 0]
+{zero_lanes}
+        for n in range(chunk * images_per_chunk, min(n_batch, (chunk + 1) * images_per_chunk)):
+            pad_plane(x[n, c], padded, padded_w, pad_top, pad_left, pad_mode, fill)
+            for i in range(out_h):
+                top = np.uintp(i * padded_w)
+                for b in range(U0, full, ULANES):
+{load_lanes}
+{add_lanes}
+                for j in range(full, np.uintp(out_w)):
+                    g = grad_out[n, co, i, j]
+{add_tail}
+{store_partial}
 '''
+
+
+#: Lanes of the weight gradient's sums: a 256-bit vector of float32.
+_LANES = 8
 
 
 def _indent(lines, spaces):
@@ -109,8 +143,25 @@ def source(kh, kw):
     def total(term):
         return " + ".join(["b"] + [f"w_{p}_{q} * {term(p, q)}" for p, q in taps])
 
+    # weight gradient: each tap's products summed in _LANES lanes held in registers, which
+    # LLVM packs into vectors; the lanes, then the tail columns, are added in order at the end
+    lanes = range(_LANES)
+    names = [f"{p}_{q}" for p, q in taps]
     return _TEMPLATE.format(
-        kh=kh, kw=kw, last_p=kh - 1, last_q=kw - 1,
+        kh=kh, kw=kw, last_p=kh - 1, last_q=kw - 1, lanes=_LANES, taps=len(taps),
+        zero_lanes=_indent([f"s_{k}_{l} = zero" for k in names for l in lanes], 8),
+        unsigned="\n".join(f"U{l} = np.uintp({l})" for l in lanes),
+        load_lanes=_indent([f"g_{l} = grad_out[n, co, i, b + U{l}]" for l in lanes], 20),
+        add_lanes=_indent(
+            [f"s_{k}_{l} += g_{l} * padded[top + e_{k} + b + U{l}]" for k in names for l in lanes],
+            20),
+        add_tail=_indent([f"tail[{t}, j - full] += g * padded[top + e_{k} + j]"
+                          for t, k in enumerate(names)], 20),
+        store_partial=_indent(
+            [f"partial[chunk, co, 0, {p}, {q}] = "
+             + " + ".join([f"s_{p}_{q}_{l}" for l in lanes]
+                          + [f"tail[{t}, {l}]" for l in lanes])
+             for t, (p, q) in enumerate(taps)], 8),
         load_taps=_indent(load_taps, 8),
         load_taps_planes=_indent(load_taps, 12),
         load_rows=_indent(
@@ -151,10 +202,15 @@ _modules = {}
 
 
 def kernels(kh, kw):
-    """The module of kernels unrolled for ``kh`` x ``kw``: ``correlate_rows(x, weight, bias,
-    out, stride_h, dil_h, dil_w, pad_top, pad_left, pad_mode, fill, groups)`` and
-    ``correlate_planes(x, weight, bias, out, dil_h, dil_w, pad_top, pad_left, pad_mode, fill,
-    groups)``, for one input channel per group and unit column stride (planes: unit strides).
+    """The module of kernels unrolled for ``kh`` x ``kw``, for one input channel per group:
+
+    - ``correlate_rows(x, weight, bias, out, stride_h, dil_h, dil_w, pad_top, pad_left,
+      pad_mode, fill, groups)``: unit column stride, a task per output row;
+    - ``correlate_planes(x, weight, bias, out, dil_h, dil_w, pad_top, pad_left, pad_mode, fill,
+      groups)``: unit strides, a task per padded input plane;
+    - ``grad_weight_planes(grad_out, x, partial, dil_h, dil_w, pad_top, pad_left, pad_mode,
+      fill, groups, images_per_chunk)``: unit strides; ``partial`` (n_chunks, C_out, 1, kH,
+      kW) receives the sums of each chunk of images, to be added in order.
     """
     key = (kh, kw)
     if key not in _modules:
