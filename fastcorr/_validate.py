@@ -100,16 +100,21 @@ def as_real_array(a, name):
         arr = np.asarray(a)
     except Exception as exc:  # ragged lists and the like
         raise TypeError(f"{name}: could not be read as a numeric array ({exc})") from None
-    kind = arr.dtype.kind
+    check_real_dtype(arr.dtype, name)
+    return arr
+
+
+def check_real_dtype(dtype, name):
+    """Raise TypeError naming ``name`` unless ``dtype`` is a real numeric dtype we compute in."""
+    kind = dtype.kind
     if kind == "c":
-        raise TypeError(f"{name}: complex input ({arr.dtype}) is not supported; expected real numbers")
+        raise TypeError(f"{name}: complex input ({dtype}) is not supported; expected real numbers")
     if kind not in "biuf":
         raise TypeError(
-            f"{name}: expected a real numeric array, got dtype {arr.dtype} (kind {kind!r})"
+            f"{name}: expected a real numeric array, got dtype {dtype} (kind {kind!r})"
         )
-    if kind == "f" and arr.dtype.itemsize > 8:
-        raise TypeError(f"{name}: dtype {arr.dtype} is not supported; expected float32 or float64")
-    return arr
+    if kind == "f" and dtype.itemsize > 8:
+        raise TypeError(f"{name}: dtype {dtype} is not supported; expected float32 or float64")
 
 
 def result_dtype(*dtypes):

@@ -1,36 +1,64 @@
 """Backend choice: from the ``backend`` argument, or from where the data lives."""
 
+import importlib.util
+
 from . import _validate
 
 
 class BackendUnavailableError(RuntimeError):
-    """The requested backend cannot run here (not built, or no device)."""
+    """The requested backend cannot run here (not installed, no driver, or no device)."""
 
 
-def _on_device(array):
-    return array is not None and hasattr(array, "__cuda_array_interface__")
+def on_device(array):
+    """True for CUDA device data (``__cuda_array_interface__`` or a Numba device array),
+    checked without importing CUDA."""
+    return array is not None and (hasattr(array, "__cuda_array_interface__")
+                                  or bool(getattr(array, "__cuda_ndarray__", False)))
+
+
+_cuda_reason = None
+
+
+def cuda_backend():
+    """The CUDA backend module, or BackendUnavailableError saying why it cannot run."""
+    global _cuda_reason
+    if _cuda_reason is None:
+        if importlib.util.find_spec("numba_cuda") is None:
+            _cuda_reason = ("numba-cuda is not installed (pip install 'fastcorr[cuda]' for CUDA "
+                            "12, 'fastcorr[cuda13]' for CUDA 13)")
+        else:
+            try:
+                from . import cuda
+            except Exception as exc:  # a broken numba-cuda installation
+                _cuda_reason = f"numba-cuda could not be imported ({exc})"
+            else:
+                _cuda_reason = cuda.unavailable_reason() or ""
+    if _cuda_reason:
+        raise BackendUnavailableError(f"backend 'cuda' is not usable here: {_cuda_reason}")
+    from . import cuda
+
+    return cuda
 
 
 def resolve(backend, *arrays):
     """Return the backend module that computes for ``arrays``.
 
     ``backend`` None or "auto" follows the data: NumPy (or anything array-like on the host)
-    goes to "cpu", an object with ``__cuda_array_interface__`` to "cuda". Each backend module
-    has ``forward(x, weight, bias, out, plan)``.
+    goes to "cpu", an object with ``__cuda_array_interface__`` (CuPy, torch CUDA tensors,
+    Numba device arrays) to "cuda". Each backend module has ``forward(x, weight, bias, out,
+    plan)``, ``grad_input`` and ``grad_weight``; the CUDA module (``DEVICE = True``) also
+    takes the operands where the caller keeps them (see :mod:`fastcorr.cuda`).
     """
     name = _validate.check_backend(backend)
-    on_device = any(_on_device(a) for a in arrays)
+    device = any(on_device(a) for a in arrays)
     if name is None:
-        name = "cuda" if on_device else "cpu"
+        name = "cuda" if device else "cpu"
     if name == "cuda":
-        raise BackendUnavailableError(
-            "backend 'cuda': the CUDA backend is not part of this version of fastcorr yet; "
-            "use backend='cpu' with host (NumPy) arrays"
-        )
-    if on_device:
+        return cuda_backend()
+    if device:
         raise TypeError(
             f"backend {name!r} computes on the host, but an input is a CUDA device array; "
-            "copy it to the host first"
+            "copy it to the host first or use backend='cuda'"
         )
     if name == "cpu":
         from . import cpu
@@ -39,3 +67,10 @@ def resolve(backend, *arrays):
     from . import _reference_backend
 
     return _reference_backend
+
+
+def check_stream(backend, stream):
+    """``stream=`` is for the CUDA backend only; a host backend given one raises ValueError."""
+    if stream is not None and not getattr(backend, "DEVICE", False):
+        raise ValueError("stream: only backend='cuda' runs on a stream; pass stream=None on the "
+                         "host backends")

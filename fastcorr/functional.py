@@ -8,15 +8,41 @@ is chosen in :mod:`fastcorr.dispatch`, and the backend's kernel fills the result
 import numpy as np
 
 from . import _validate as v
-from .dispatch import resolve
+from .dispatch import check_stream, resolve
 
 
-def _run(backend, plan, x, weight, bias, out):
+def is_device_backend(backend):
+    """True for the CUDA backend, whose operands may stay on the device."""
+    return getattr(backend, "DEVICE", False)
+
+
+def reader(backend):
+    """How ``backend`` reads an operand: NumPy for the host backends; the CUDA backend keeps
+    device arrays where they are (a view, no copy) and reads host data as NumPy."""
+    return backend.read_operand if is_device_backend(backend) else v.as_real_array
+
+
+def check_out(backend, out, shape, dtype, inputs):
+    """:func:`fastcorr._validate.check_out`, or the CUDA backend's (device ``out=`` too)."""
+    check = backend.check_out if is_device_backend(backend) else v.check_out
+    return check(out, shape, dtype, inputs)
+
+
+def finish(result):
+    """A result as the caller receives it: host results as they are; GPU results exported
+    (CuPy in: CuPy out, torch in: torch out, NumPy in: NumPy out)."""
+    export = getattr(result, "_fastcorr_export", None)
+    return result if export is None else export()
+
+
+def _run(backend, plan, x, weight, bias, out, stream=None):
     """Allocate or check the result, make the operands C-contiguous in ``plan.dtype``, compute.
 
     ``x`` and ``weight`` are NCHW-shaped views; ``out`` is the caller's array (any shape with
     ``plan.out_shape``'s size) or None. Returns the 4-D result.
     """
+    if is_device_backend(backend):
+        return backend.run_forward(plan, x, weight, bias, out, stream)
     result = np.empty(plan.out_shape, dtype=plan.dtype) if out is None else out.reshape(plan.out_shape)
     if result.size == 0:
         return result
@@ -38,9 +64,10 @@ class ImageOperands:
     gradients can be returned to the arguments.
     """
 
-    def __init__(self, in1, in2, mode, boundary, fillvalue, *, convolve, extra_dtypes=()):
-        a = v.as_real_array(in1, "in1")
-        b = v.as_real_array(in2, "in2")
+    def __init__(self, in1, in2, mode, boundary, fillvalue, *, convolve, extra_dtypes=(),
+                 read=v.as_real_array):
+        a = read(in1, "in1")
+        b = read(in2, "in2")
         v.check_ndim(a.shape, "in1", (2,), "a 2-D array (H, W)")
         v.check_ndim(b.shape, "in2", (2,), "a 2-D array (kH, kW)")
         self.inputs = (a, b)
@@ -64,15 +91,19 @@ def _reversed(a, flag):
     return a[::-1, ::-1] if flag else a
 
 
-def _image_correlation(in1, in2, mode, boundary, fillvalue, backend, out, *, convolve):
+def _image_correlation(in1, in2, mode, boundary, fillvalue, backend, out, stream, *, convolve):
     backend = resolve(backend, in1, in2, out)
-    ops = ImageOperands(in1, in2, mode, boundary, fillvalue, convolve=convolve)
-    out = v.check_out(out, ops.plan.out_shape[2:], ops.plan.dtype, ops.inputs)
-    result = _run(backend, ops.plan, ops.image[None, None], ops.kernel[None, None], None, out)
-    return result[0, 0] if out is None else out
+    check_stream(backend, stream)
+    ops = ImageOperands(in1, in2, mode, boundary, fillvalue, convolve=convolve,
+                        read=reader(backend))
+    out = check_out(backend, out, ops.plan.out_shape[2:], ops.plan.dtype, ops.inputs)
+    result = _run(backend, ops.plan, ops.image[None, None], ops.kernel[None, None], None, out,
+                  stream)
+    return finish(result[0, 0]) if out is None else out
 
 
-def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None, out=None):
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None, out=None,
+                stream=None):
     """Cross-correlate two 2-D arrays, as :func:`scipy.signal.correlate2d` does for real input.
 
     ``out[i, j] = sum_{p, q} in1[i + p - o_h, j + q - o_w] * in2[p, q]`` with the offsets
@@ -93,28 +124,36 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=
     fillvalue : float
         The value outside ``in1`` with ``boundary="fill"``.
     backend : {None, "auto", "cpu", "cuda", "reference"}
-        Where to compute; None and "auto" follow the data.
-    out : ndarray, optional
+        Where to compute; None and "auto" follow the data (device arrays go to "cuda").
+    out : ndarray or device array, optional
         C-contiguous array of the result's shape and dtype to write into.
+    stream : CUDA stream, optional
+        ``backend="cuda"`` only: the stream to run on (Numba, CuPy or torch stream, or a
+        handle); None is the default stream. Host backends raise ValueError if one is given.
 
     Returns
     -------
-    ndarray
+    ndarray, or a device array of the inputs' library
         float32 if both inputs are at most float32, else float64 (integers count as float64).
+        On the GPU path: NumPy when every input was NumPy (one copy each way), else on the
+        device (CuPy in: CuPy out; torch in: torch out; otherwise a Numba device array).
     """
-    return _image_correlation(in1, in2, mode, boundary, fillvalue, backend, out, convolve=False)
+    return _image_correlation(in1, in2, mode, boundary, fillvalue, backend, out, stream,
+                              convolve=False)
 
 
-def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None, out=None):
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None, out=None,
+               stream=None):
     """Convolve two 2-D arrays, as :func:`scipy.signal.convolve2d` does for real input.
 
     Convolution is correlation with ``in2`` flipped in both axes; ``mode`` centres "same" on
     the full convolution as SciPy does. Arguments and result as in :func:`correlate2d`.
     """
-    return _image_correlation(in1, in2, mode, boundary, fillvalue, backend, out, convolve=True)
+    return _image_correlation(in1, in2, mode, boundary, fillvalue, backend, out, stream,
+                              convolve=True)
 
 
-def corr2d(X, K, *, backend=None, out=None):
+def corr2d(X, K, *, backend=None, out=None, stream=None):
     """The source material's ``corr2d``: the valid 2-D cross-correlation of ``X`` with ``K``.
 
     Parameters
@@ -133,15 +172,17 @@ def corr2d(X, K, *, backend=None, out=None):
     array([[19., 25.],
            [37., 43.]])
     """
-    resolve(backend, X, K, out)  # a device array or a bad backend is reported first
+    read = reader(resolve(backend, X, K, out))  # a bad backend is reported first
+    shapes = []
     for a, name, what in ((X, "X", "(H, W)"), (K, "K", "(kH, kW)")):
-        shape = v.as_real_array(a, name).shape
+        shape = tuple(read(a, name).shape)
         v.check_ndim(shape, name, (2,), f"a 2-D array {what}")
         if min(shape) == 0:
             raise ValueError(f"{name}: expected a non-empty 2-D array, got shape {shape}")
-    if any(k > x for x, k in zip(np.shape(X), np.shape(K))):
-        raise ValueError(f"K: kernel of shape {np.shape(K)} is larger than X of shape {np.shape(X)}")
-    return correlate2d(X, K, "valid", backend=backend, out=out)
+        shapes.append(shape)
+    if any(k > x for x, k in zip(*shapes)):
+        raise ValueError(f"K: kernel of shape {shapes[1]} is larger than X of shape {shapes[0]}")
+    return correlate2d(X, K, "valid", backend=backend, out=out, stream=stream)
 
 
 class LayerOperands:
@@ -152,10 +193,10 @@ class LayerOperands:
     """
 
     def __init__(self, input, weight, bias, stride, padding, dilation, groups, padding_mode, *,
-                 input_shape=None, weight_shape=None, extra_dtypes=()):
-        self.input = None if input_shape is not None else v.as_real_array(input, "input")
-        self.weight = None if weight_shape is not None else v.as_real_array(weight, "weight")
-        self.bias = None if bias is None else v.as_real_array(bias, "bias")
+                 input_shape=None, weight_shape=None, extra_dtypes=(), read=v.as_real_array):
+        self.input = None if input_shape is not None else read(input, "input")
+        self.weight = None if weight_shape is not None else read(weight, "weight")
+        self.bias = None if bias is None else read(bias, "bias")
         if self.input is None:
             x_name, x_shape = "input_shape", v.shape_tuple(input_shape, "input_shape")
         else:
@@ -187,7 +228,7 @@ class LayerOperands:
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-           padding_mode="zeros", *, backend=None, out=None):
+           padding_mode="zeros", *, backend=None, out=None, stream=None):
     """2-D correlation layer with the semantics of :func:`torch.nn.functional.conv2d`.
 
     Parameters
@@ -205,19 +246,24 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     padding_mode : {"zeros", "reflect", "replicate", "circular"}
         How the padding is filled, as :class:`torch.nn.Conv2d` fills it.
     backend : {None, "auto", "cpu", "cuda", "reference"}
-        Where to compute; None and "auto" follow the data.
-    out : ndarray, optional
+        Where to compute; None and "auto" follow the data (device arrays go to "cuda").
+    out : ndarray or device array, optional
         C-contiguous array of the result's shape and dtype to write into.
+    stream : CUDA stream, optional
+        ``backend="cuda"`` only, as in :func:`correlate2d`.
 
     Returns
     -------
-    ndarray, shape (N, C_out, H_out, W_out) or (C_out, H_out, W_out)
+    ndarray (or a device array, as in :func:`correlate2d`), shape (N, C_out, H_out, W_out)
+    or (C_out, H_out, W_out)
         ``H_out = (H + pad_top + pad_bottom - dilation * (kH - 1) - 1) // stride + 1``, and
         likewise ``W_out``.
     """
     backend = resolve(backend, input, weight, bias, out)
-    ops = LayerOperands(input, weight, bias, stride, padding, dilation, groups, padding_mode)
+    check_stream(backend, stream)
+    ops = LayerOperands(input, weight, bias, stride, padding, dilation, groups, padding_mode,
+                        read=reader(backend))
     out_shape = ops.plan.out_shape[1:] if ops.unbatched else ops.plan.out_shape
-    out = v.check_out(out, out_shape, ops.plan.dtype, ops.arrays)
-    result = _run(backend, ops.plan, ops.batched(ops.input), ops.weight, ops.bias, out)
-    return ops.unbatch(result) if out is None else out
+    out = check_out(backend, out, out_shape, ops.plan.dtype, ops.arrays)
+    result = _run(backend, ops.plan, ops.batched(ops.input), ops.weight, ops.bias, out, stream)
+    return finish(ops.unbatch(result)) if out is None else out

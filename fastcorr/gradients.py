@@ -8,8 +8,8 @@ The same plans as the forward functions (so the same checks and shapes), then th
 import numpy as np
 
 from . import _validate as v
-from .dispatch import resolve
-from .functional import ImageOperands, LayerOperands
+from .dispatch import check_stream, resolve
+from .functional import ImageOperands, LayerOperands, finish, is_device_backend, reader
 
 
 def _output_mask(mask, size):
@@ -18,15 +18,16 @@ def _output_mask(mask, size):
     return tuple(bool(m) for m in mask)
 
 
-def _grad_output(grad_output, shape):
-    g = v.as_real_array(grad_output, "grad_output")
-    if g.shape != tuple(shape):
-        raise ValueError(f"grad_output: expected shape {tuple(shape)}, got {g.shape}")
+def _grad_output(g, shape):
+    if tuple(g.shape) != tuple(shape):
+        raise ValueError(f"grad_output: expected shape {tuple(shape)}, got {tuple(g.shape)}")
     return g
 
 
-def _backward(backend, plan, grad_out, x, weight, mask):
+def _backward(backend, plan, grad_out, x, weight, mask, stream=None):
     """``(grad_x, grad_weight, grad_bias)`` of one plan; NCHW operands, None where not wanted."""
+    if is_device_backend(backend):
+        return backend.run_backward(plan, grad_out, x, weight, mask, stream)
     dtype = plan.dtype
     grad_out = np.ascontiguousarray(grad_out, dtype=dtype)
     grad_x = grad_w = grad_b = None
@@ -45,7 +46,8 @@ def _backward(backend, plan, grad_out, x, weight, mask):
 
 
 def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1,
-                    padding_mode="zeros", *, output_mask=(True, True, True), backend=None):
+                    padding_mode="zeros", *, output_mask=(True, True, True), backend=None,
+                    stream=None):
     """Gradients of :func:`fastcorr.conv2d` with respect to input, weight and bias.
 
     Parameters
@@ -60,27 +62,33 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
     output_mask : (bool, bool, bool)
         Which of the three gradients to compute; the others are returned as None.
     backend : {None, "auto", "cpu", "cuda", "reference"}
+        None and "auto" follow the data (device arrays go to "cuda").
+    stream : CUDA stream, optional
+        ``backend="cuda"`` only (see :func:`fastcorr.correlate2d`).
 
     Returns
     -------
     grad_input : ndarray, the input's shape, or None
     grad_weight : ndarray, shape (C_out, C_in / groups, kH, kW), or None
     grad_bias : ndarray, shape (C_out,), or None
+        On the GPU path, device arrays of the inputs' library unless every input was NumPy.
     """
     backend = resolve(backend, grad_output, input, weight)
+    check_stream(backend, stream)
     mask = _output_mask(output_mask, 3)
-    g = v.as_real_array(grad_output, "grad_output")
+    read = reader(backend)
+    g = read(grad_output, "grad_output")
     ops = LayerOperands(input, weight, None, stride, padding, dilation, groups, padding_mode,
-                        extra_dtypes=[g.dtype])
+                        extra_dtypes=[g.dtype], read=read)
     plan = ops.plan
     g = _grad_output(g, plan.out_shape[1:] if ops.unbatched else plan.out_shape)
     grad_x, grad_w, grad_b = _backward(backend, plan, ops.batched(g), ops.batched(ops.input),
-                                       ops.weight, mask)
-    return ops.unbatch(grad_x), grad_w, grad_b
+                                       ops.weight, mask, stream)
+    return finish(ops.unbatch(grad_x)), finish(grad_w), finish(grad_b)
 
 
 def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
-                 padding_mode="zeros", *, backend=None):
+                 padding_mode="zeros", *, backend=None, stream=None):
     """The gradient of :func:`fastcorr.conv2d` with respect to its input, as
     :func:`torch.nn.grad.conv2d_input`.
 
@@ -91,22 +99,27 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     weight : array_like, shape (C_out, C_in / groups, kH, kW)
     grad_output : array_like, shape (N, C_out, H_out, W_out) or (C_out, H_out, W_out)
 
+    backend, stream
+        As in :func:`conv2d_backward`.
+
     Returns
     -------
-    ndarray, shape ``input_shape``
+    ndarray (or a device array, as in :func:`conv2d_backward`), shape ``input_shape``
     """
     backend = resolve(backend, weight, grad_output)
-    g = v.as_real_array(grad_output, "grad_output")
+    check_stream(backend, stream)
+    read = reader(backend)
+    g = read(grad_output, "grad_output")
     ops = LayerOperands(None, weight, None, stride, padding, dilation, groups, padding_mode,
-                        input_shape=input_shape, extra_dtypes=[g.dtype])
+                        input_shape=input_shape, extra_dtypes=[g.dtype], read=read)
     g = _grad_output(g, ops.plan.out_shape[1:] if ops.unbatched else ops.plan.out_shape)
     grad_x, _, _ = _backward(backend, ops.plan, ops.batched(g), None, ops.weight,
-                             (True, False, False))
-    return ops.unbatch(grad_x)
+                             (True, False, False), stream)
+    return finish(ops.unbatch(grad_x))
 
 
 def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1,
-                  padding_mode="zeros", *, backend=None):
+                  padding_mode="zeros", *, backend=None, stream=None):
     """The gradient of :func:`fastcorr.conv2d` with respect to its weight, as
     :func:`torch.nn.grad.conv2d_weight`.
 
@@ -117,40 +130,48 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
         ``(C_out, C_in / groups, kH, kW)``.
     grad_output : array_like, shape (N, C_out, H_out, W_out) or (C_out, H_out, W_out)
 
+    backend, stream
+        As in :func:`conv2d_backward`.
+
     Returns
     -------
-    ndarray, shape ``weight_shape``
+    ndarray (or a device array, as in :func:`conv2d_backward`), shape ``weight_shape``
     """
     backend = resolve(backend, input, grad_output)
-    g = v.as_real_array(grad_output, "grad_output")
+    check_stream(backend, stream)
+    read = reader(backend)
+    g = read(grad_output, "grad_output")
     ops = LayerOperands(input, None, None, stride, padding, dilation, groups, padding_mode,
-                        weight_shape=weight_shape, extra_dtypes=[g.dtype])
+                        weight_shape=weight_shape, extra_dtypes=[g.dtype], read=read)
     g = _grad_output(g, ops.plan.out_shape[1:] if ops.unbatched else ops.plan.out_shape)
     _, grad_w, _ = _backward(backend, ops.plan, ops.batched(g), ops.batched(ops.input), None,
-                             (False, True, False))
-    return grad_w
+                             (False, True, False), stream)
+    return finish(grad_w)
 
 
 def _image_backward(grad_output, in1, in2, mode, boundary, fillvalue, output_mask, backend,
-                    convolve):
+                    stream, convolve):
     backend = resolve(backend, grad_output, in1, in2)
+    check_stream(backend, stream)
     mask = _output_mask(output_mask, 2)
-    g = v.as_real_array(grad_output, "grad_output")
+    read = reader(backend)
+    g = read(grad_output, "grad_output")
     ops = ImageOperands(in1, in2, mode, boundary, fillvalue, convolve=convolve,
-                        extra_dtypes=[g.dtype])
+                        extra_dtypes=[g.dtype], read=read)
     g = _grad_output(g, ops.plan.out_shape[2:])
     # which of the plan's image and kernel each wanted argument needs
     want_image = mask[ops.sources[0][0]]
     want_kernel = mask[ops.sources[1][0]]
     grad_image, grad_kernel, _ = _backward(backend, ops.plan, g[None, None],
                                            ops.image[None, None], ops.kernel[None, None],
-                                           (want_image, want_kernel, False))
-    return ops.to_arguments(None if grad_image is None else grad_image[0, 0],
-                            None if grad_kernel is None else grad_kernel[0, 0])
+                                           (want_image, want_kernel, False), stream)
+    grads = ops.to_arguments(None if grad_image is None else grad_image[0, 0],
+                             None if grad_kernel is None else grad_kernel[0, 0])
+    return tuple(finish(grad) for grad in grads)
 
 
 def correlate2d_backward(grad_output, in1, in2, mode="full", boundary="fill", fillvalue=0, *,
-                         output_mask=(True, True), backend=None):
+                         output_mask=(True, True), backend=None, stream=None):
     """Gradients of :func:`fastcorr.correlate2d` with respect to ``in1`` and ``in2``.
 
     Parameters
@@ -162,6 +183,8 @@ def correlate2d_backward(grad_output, in1, in2, mode="full", boundary="fill", fi
         and samples that ``wrap`` / ``symm`` copy receive the gradient of every copy.
     output_mask : (bool, bool)
         Which gradients to compute; the other is returned as None.
+    backend, stream
+        As in :func:`conv2d_backward`.
 
     Returns
     -------
@@ -169,12 +192,12 @@ def correlate2d_backward(grad_output, in1, in2, mode="full", boundary="fill", fi
     grad_in2 : ndarray, shape of ``in2``, or None
     """
     return _image_backward(grad_output, in1, in2, mode, boundary, fillvalue, output_mask,
-                           backend, convolve=False)
+                           backend, stream, convolve=False)
 
 
 def convolve2d_backward(grad_output, in1, in2, mode="full", boundary="fill", fillvalue=0, *,
-                        output_mask=(True, True), backend=None):
+                        output_mask=(True, True), backend=None, stream=None):
     """Gradients of :func:`fastcorr.convolve2d` with respect to ``in1`` and ``in2``; arguments
     and results as in :func:`correlate2d_backward`."""
     return _image_backward(grad_output, in1, in2, mode, boundary, fillvalue, output_mask,
-                           backend, convolve=True)
+                           backend, stream, convolve=True)

@@ -1,0 +1,30 @@
+"""Run the CUDA tests (``tests/cuda``) under Numba's CUDA simulator, in their own process.
+
+The simulator is switched on by ``NUMBA_ENABLE_CUDASIM=1`` before Numba is imported, so it
+cannot share this process with the CPU tests. The kernels, the device-array handling and the
+streaming path are checked there against the CPU backend and the reference.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is None,
+                    reason="numba-cuda is not installed (it is in the test extra)")
+def test_cuda_kernels_under_the_simulator():
+    env = dict(os.environ)
+    env["NUMBA_ENABLE_CUDASIM"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", os.path.join("tests", "cuda"), "-q", "-p",
+         "no:cacheprovider"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    report = proc.stdout[-30000:] + "\n" + proc.stderr[-5000:]
+    assert proc.returncode == 0, report
+    assert " passed" in proc.stdout, report
