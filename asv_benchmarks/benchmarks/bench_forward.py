@@ -1,51 +1,46 @@
-"""Forward correlation benchmarks: single-channel images and NCHW layers (CPU backend)."""
+"""Forward correlation benchmarks: single-channel images and NCHW layers."""
 
 import numpy as np
 
 import fastcorr
 
+from ._common import BACKENDS, LAYERS, image_data, layer_data, require_backend
+
 
 class Image:
     """``correlate2d(image, kernel, "same")`` on a square single-channel image."""
 
-    params = ([512, 2048], [3, 7], ["float32", "float64"])
-    param_names = ["size", "kernel", "dtype"]
+    params = ([512, 2048], [3, 7], ["float32", "float64"], BACKENDS)
+    param_names = ["size", "kernel", "dtype", "backend"]
 
-    def setup(self, size, kernel, dtype):
-        rng = np.random.default_rng(0)
-        self.image = rng.standard_normal((size, size)).astype(dtype)
-        self.kernel = rng.standard_normal((kernel, kernel)).astype(dtype)
+    def setup(self, size, kernel, dtype, backend):
+        require_backend(backend)
+        self.image, self.kernel = image_data(size, kernel, dtype)
         self.out = np.empty_like(self.image)
-        fastcorr.correlate2d(self.image, self.kernel, "same", out=self.out)  # compile, warm up
+        self.backend = backend
+        self.time_correlate2d(size, kernel, dtype, backend)  # compile, warm up
 
-    def time_correlate2d(self, size, kernel, dtype):
-        fastcorr.correlate2d(self.image, self.kernel, "same", out=self.out)
+    def time_correlate2d(self, size, kernel, dtype, backend):
+        fastcorr.correlate2d(self.image, self.kernel, "same", out=self.out, backend=self.backend)
 
-    def peakmem_correlate2d(self, size, kernel, dtype):
-        fastcorr.correlate2d(self.image, self.kernel, "same")
+    def peakmem_correlate2d(self, size, kernel, dtype, backend):
+        fastcorr.correlate2d(self.image, self.kernel, "same", backend=self.backend)
 
 
 class Layer:
-    """``conv2d`` forward on layers of a small CNN, float32, padding 1, 3x3."""
+    """``conv2d`` forward on layers of a small CNN (batch 8, 56x56), 3x3, padding 1."""
 
-    params = (["dense", "grouped", "depthwise"],)
-    param_names = ["layer"]
-    shapes = {  # input shape, output channels, groups
-        "dense": ((8, 64, 56, 56), 64, 1),
-        "grouped": ((8, 64, 56, 56), 64, 8),
-        "depthwise": ((8, 256, 56, 56), 256, 256),
-    }
+    params = (list(LAYERS), ["float32", "float64"], BACKENDS)
+    param_names = ["layer", "dtype", "backend"]
 
-    def setup(self, layer):
-        shape, c_out, groups = self.shapes[layer]
-        rng = np.random.default_rng(0)
-        self.x = rng.standard_normal(shape, dtype=np.float32)
-        self.w = rng.standard_normal((c_out, shape[1] // groups, 3, 3), dtype=np.float32)
-        self.groups = groups
-        fastcorr.conv2d(self.x, self.w, padding=1, groups=groups)  # compile, warm up
+    def setup(self, layer, dtype, backend):
+        require_backend(backend)
+        self.x, self.w, _, self.groups = layer_data(layer, dtype)
+        self.backend = backend
+        self.time_conv2d(layer, dtype, backend)  # compile, warm up
 
-    def time_conv2d(self, layer):
-        fastcorr.conv2d(self.x, self.w, padding=1, groups=self.groups)
+    def time_conv2d(self, layer, dtype, backend):
+        fastcorr.conv2d(self.x, self.w, padding=1, groups=self.groups, backend=self.backend)
 
-    def peakmem_conv2d(self, layer):
-        fastcorr.conv2d(self.x, self.w, padding=1, groups=self.groups)
+    def peakmem_conv2d(self, layer, dtype, backend):
+        fastcorr.conv2d(self.x, self.w, padding=1, groups=self.groups, backend=self.backend)
