@@ -1,5 +1,5 @@
 """The ``fastcorr`` command: ``demo`` walks through the source material, ``info`` describes the
-installation."""
+installation, ``bench`` times fastcorr against its peers."""
 
 import argparse
 import sys
@@ -156,6 +156,12 @@ def main(argv=None):
                              "initial weights (default 0)")
     demo_parser.set_defaults(run=demo)
     commands.add_parser("info", help="versions, threading, CUDA, cache").set_defaults(run=info)
+    from . import bench
+
+    bench_parser = commands.add_parser(
+        "bench", help="time fastcorr against OpenCV, SciPy and torch, with the floors",
+        description=bench.__doc__.split("\n")[0])
+    bench.add_arguments(bench_parser).set_defaults(run=bench.run)
     args = parser.parse_args(argv)
     return args.run(args)
 
