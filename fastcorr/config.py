@@ -51,11 +51,13 @@ CUDA_DEPTHWISE_OUTPUTS = (1, 2, 4)
 #: dilations) run a kernel that reads global memory directly.
 CUDA_MAX_SHARED_BYTES = 48 * 1024
 
-#: Threads of a weight-gradient block, and output rows ((image, row) pairs) per split-K chunk.
+#: Threads of a weight-gradient block, and output rows ((image, row) pairs) per split-K chunk:
+#: 0 chooses enough rows for about CUDA_GRAD_WEIGHT_POSITIONS output positions per thread.
 #: The chunking is fixed by the shape: the chunks' partial sums are added in order, so weight
 #: gradients are bitwise repeatable (no float atomics anywhere).
 CUDA_GRAD_WEIGHT_THREADS = 256
-CUDA_GRAD_WEIGHT_CHUNK_ROWS = 16
+CUDA_GRAD_WEIGHT_CHUNK_ROWS = 0
+CUDA_GRAD_WEIGHT_POSITIONS = 16
 
 #: Weight taps whose sums a weight-gradient block keeps in shared memory at once.
 CUDA_GRAD_WEIGHT_TAPS = 16

@@ -7,7 +7,6 @@ The same plans as the forward functions (so the same checks and shapes), then th
 
 import numpy as np
 
-from . import _validate as v
 from .dispatch import check_stream, resolve
 from .functional import ImageOperands, LayerOperands, finish, is_device_backend, reader
 

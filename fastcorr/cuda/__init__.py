@@ -191,9 +191,12 @@ def grad_weight(grad_out, x, grad_w, plan, stream=None):
     dtype = plan.dtype
     c_out, c_in_g, kh, kw = plan.weight_shape
     rows = plan.out_shape[0] * plan.out_shape[2]
-    per_chunk = max(1, config.CUDA_GRAD_WEIGHT_CHUNK_ROWS)
-    n_chunks = (rows + per_chunk - 1) // per_chunk
     threads = _power_of_two(config.CUDA_GRAD_WEIGHT_THREADS, "CUDA_GRAD_WEIGHT_THREADS")
+    per_chunk = config.CUDA_GRAD_WEIGHT_CHUNK_ROWS
+    if per_chunk <= 0:  # a function of the shape and the config only: repeatable
+        positions = threads * max(1, config.CUDA_GRAD_WEIGHT_POSITIONS)
+        per_chunk = -(-positions // plan.out_shape[3])
+    n_chunks = (rows + per_chunk - 1) // per_chunk
     taps = max(1, min(config.CUDA_GRAD_WEIGHT_TAPS, kh * kw))
     if n_chunks == 1:
         partial = grad_w.reshape((1,) + tuple(grad_w.shape))

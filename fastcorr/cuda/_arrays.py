@@ -129,8 +129,9 @@ class DeviceView:
         base = self.base
         if (not self.flipped and np.dtype(base.dtype) == dtype and base.is_c_contiguous()):
             return base if tuple(base.shape) == self.shape else base.reshape(self.shape)
-        dst = cuda.device_array(base.shape, dtype=dtype, stream=self.stream)
-        launch_1d(copy_kernel(base.ndim), dst.size, self.stream, base, dst, self.flipped)
+        stream = self.stream if self.stream is not None else cuda.default_stream()
+        dst = cuda.device_array(base.shape, dtype=dtype, stream=stream)
+        launch_1d(copy_kernel(base.ndim), dst.size, stream, base, dst, self.flipped)
         return dst.reshape(self.shape) if tuple(dst.shape) != self.shape else dst
 
     def export(self):

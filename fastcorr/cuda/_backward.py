@@ -9,7 +9,8 @@
   it writes the input gradient directly; with the other rules it writes the gradient of the
   padded plane and :func:`fold_kernel` adds the padding back onto the samples it copies.
 - grad weight (:func:`grad_weight_kernel`): split-K. The ``(image, row)`` pairs are cut into
-  chunks fixed by the shape (``config.CUDA_GRAD_WEIGHT_CHUNK_ROWS``); one block per (chunk,
+  chunks fixed by the shape (``config.CUDA_GRAD_WEIGHT_CHUNK_ROWS`` rows, or by default
+  enough rows for ``config.CUDA_GRAD_WEIGHT_POSITIONS`` positions per thread); one block per (chunk,
   output channel, input channel) sums its products per tap in registers, reduces over its
   threads in a fixed tree, and writes one partial sum per tap; :func:`chunk_sum_kernel` adds
   the chunks in order.

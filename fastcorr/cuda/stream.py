@@ -28,8 +28,11 @@ def run(plan, x, weight, bias, out, per_chunk, n_streams, update):
     n = plan.input_shape[0]
     streams = [cuda.stream() for _ in range(n_streams)]
     first = streams[0]
-    upload = (lambda a: a.materialize(dtype) if isinstance(a, DeviceView)
-              else cuda.to_device(np.ascontiguousarray(a, dtype=dtype), stream=first))
+    def upload(a):
+        if isinstance(a, DeviceView):
+            return DeviceView(a.base, first, a.like, a.shape, a.flipped).materialize(dtype)
+        return cuda.to_device(np.ascontiguousarray(a, dtype=dtype), stream=first)
+
     w_dev = upload(weight)
     b_dev = None if bias is None else upload(bias)
     first.synchronize()  # the weights are read by every stream

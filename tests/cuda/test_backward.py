@@ -120,3 +120,16 @@ def test_gradients_are_bitwise_repeatable(rng):
     second = _grads(x, w, g, "cuda", kwargs)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
+
+
+def test_automatic_weight_gradient_chunks(rng, monkeypatch):
+    monkeypatch.setattr(config, "CUDA_GRAD_WEIGHT_CHUNK_ROWS", 0)
+    monkeypatch.setattr(config, "CUDA_GRAD_WEIGHT_POSITIONS", 3)  # 4 threads x 3 / 6 columns: 2 rows
+    x, w, _ = _operands(rng, (2, 2, 5, 6), (3, 2, 2, 3), False, np.float32)
+    kwargs = dict(padding=1, padding_mode="replicate")
+    g = rng.standard_normal(fastcorr.conv2d(x, w, **kwargs).shape).astype(np.float32)
+    got = fastcorr.conv2d_weight(x, w.shape, g, backend="cuda", **kwargs)
+    np.testing.assert_allclose(got, fastcorr.conv2d_weight(x, w.shape, g, **kwargs),
+                               **tolerance(np.float32))
+    np.testing.assert_array_equal(fastcorr.conv2d_weight(x, w.shape, g, backend="cuda", **kwargs),
+                                  got)

@@ -45,3 +45,13 @@ def test_device_data_stays_on_the_device(rng):
     got = batch.conv2d_stream(cuda.to_device(x), w, padding=1)
     np.testing.assert_allclose(to_host(got), fastcorr.conv2d(x, w, padding=1),
                                **tolerance(np.float64))
+
+
+def test_device_kernel_with_host_stack(rng):
+    images = rng.standard_normal((3, 5, 6)).astype(np.float32)
+    kernel = rng.standard_normal((2, 3))  # float64 on the device: cast and flipped there
+    got = batch.correlate_stack(images, cuda.to_device(kernel), "full", "wrap", convolve=True,
+                                chunk=2)
+    expected = batch.correlate_stack(images, kernel, "full", "wrap", convolve=True)
+    assert isinstance(got, np.ndarray) and got.dtype == np.float64
+    np.testing.assert_allclose(got, expected, **tolerance(np.float64))
