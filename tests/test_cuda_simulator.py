@@ -2,7 +2,9 @@
 
 The simulator is switched on by ``NUMBA_ENABLE_CUDASIM=1`` before Numba is imported, so it
 cannot share this process with the CPU tests. The kernels, the device-array handling and the
-streaming path are checked there against the CPU backend and the reference.
+streaming path are checked there against the CPU backend and the reference. A second test
+compiles every kernel to PTX for sm_90 (``tests/cuda/ptx_check.py``), which checks typing and
+lowering for the real device target; it is skipped where NVVM/NVRTC are not installed.
 """
 
 import importlib.util
@@ -28,3 +30,17 @@ def test_cuda_kernels_under_the_simulator():
     report = proc.stdout[-30000:] + "\n" + proc.stderr[-5000:]
     assert proc.returncode == 0, report
     assert " passed" in proc.stdout, report
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is None,
+                    reason="numba-cuda is not installed (it is in the test extra)")
+def test_cuda_kernels_compile_to_ptx():
+    """Type and lower every kernel for the device (sm_90), when NVVM and NVRTC are installed."""
+    env = dict(os.environ)
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run([sys.executable, os.path.join("tests", "cuda", "ptx_check.py")],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if proc.returncode == 77:
+        pytest.skip(proc.stdout.strip() or "NVVM/NVRTC not available")
+    assert proc.returncode == 0, proc.stdout[-10000:] + proc.stderr[-5000:]

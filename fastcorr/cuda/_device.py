@@ -9,4 +9,4 @@ from numba import cuda
 from .. import _boundary
 
 #: Map a virtual (padded) index to a real one under a boundary rule, or -1 for the fill.
-source_index = cuda.jit(device=True, inline="always", cache=True)(_boundary.source_index)
+source_index = cuda.jit(device=True, cache=True)(_boundary.source_index)
