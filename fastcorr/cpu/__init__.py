@@ -85,6 +85,13 @@ def grad_input(grad_out, weight, grad_x, plan):
         from .gemm import grad_input_gemm
 
         return grad_input_gemm(grad_out, weight, grad_x, plan)
+    c_out, c_in_g, kh, kw = plan.weight_shape
+    if c_in_g == 1 and c_out == plan.groups and _unrolls(kh, kw) and _small_planes(plan):
+        from .unrolled import kernels
+
+        kernels(kh, kw).grad_input_planes(grad_out, weight, grad_x, *_geometry(plan)[2:],
+                                          plan.dtype.type(0))
+        return grad_x
     from .backward_kernel import grad_input_planes
 
     grad_input_planes(grad_out, weight, grad_x, *_geometry(plan), plan.groups)

@@ -79,6 +79,22 @@ def pad_plane(plane, padded, padded_w, pad_top, pad_left, pad_mode, fill):
 
 
 @njit(cache=True)
+def fold_row(padded_row, row, pad_left, pad_mode):
+    """Add a padded row back onto the real row it was copied from."""
+    n = row.shape[0]
+    lo, hi = in_range_span(padded_row.shape[0], 1, -pad_left, n)
+    accumulate(padded_row[lo:hi], row[lo - pad_left:hi - pad_left])
+    for k in range(lo):
+        c = source_index(k - pad_left, n, pad_mode)
+        if c >= 0:
+            row[c] += padded_row[k]
+    for k in range(hi, padded_row.shape[0]):
+        c = source_index(k - pad_left, n, pad_mode)
+        if c >= 0:
+            row[c] += padded_row[k]
+
+
+@njit(cache=True)
 def axpy(a, x, y):
     """``y += a * x`` on 1-D arrays of equal length.
 

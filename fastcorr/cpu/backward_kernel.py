@@ -8,8 +8,7 @@ repeatable. (Dense and grouped layers take the im2col + BLAS path of ``gemm.py``
 import numpy as np
 from numba import njit, prange
 
-from ._indexing import (accumulate, axpy, gather_row, in_range_span, multiply_accumulate,
-                        source_index)
+from ._indexing import axpy, fold_row, gather_row, multiply_accumulate, source_index
 
 
 @njit(parallel=True, cache=True)
@@ -57,23 +56,7 @@ def grad_input_planes(grad_out, weight, grad_x, stride_h, stride_w, dil_h, dil_w
         for r in range(padded_h):
             src_r = source_index(r - pad_top, h, pad_mode)
             if src_r >= 0:
-                _fold_row(padded[r], plane[src_r], pad_left, pad_mode)
-
-
-@njit(cache=True)
-def _fold_row(padded_row, row, pad_left, pad_mode):
-    """Add a padded row back onto the real row it was copied from."""
-    n = row.shape[0]
-    lo, hi = in_range_span(padded_row.shape[0], 1, -pad_left, n)
-    accumulate(padded_row[lo:hi], row[lo - pad_left:hi - pad_left])
-    for k in range(lo):
-        c = source_index(k - pad_left, n, pad_mode)
-        if c >= 0:
-            row[c] += padded_row[k]
-    for k in range(hi, padded_row.shape[0]):
-        c = source_index(k - pad_left, n, pad_mode)
-        if c >= 0:
-            row[c] += padded_row[k]
+                fold_row(padded[r], plane[src_r], pad_left, pad_mode)
 
 
 @njit(parallel=True, cache=True)

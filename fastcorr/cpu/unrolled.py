@@ -28,7 +28,7 @@ _TEMPLATE = '''\
 import numpy as np
 from numba import njit, prange
 
-from fastcorr.cpu._indexing import edge_columns, in_range_span, pad_plane, source_index
+from fastcorr.cpu._indexing import edge_columns, fold_row, in_range_span, pad_plane, source_index
 
 # unsigned constants: unsigned indices need no wrap-around test (see fastcorr.cpu.unrolled)
 {unsigned}
@@ -124,6 +124,38 @@ def grad_weight_planes(grad_out, x, partial, dil_h, dil_w, pad_top, pad_left, pa
                     g = grad_out[n, co, i, j]
 {add_tail}
 {store_partial}
+
+
+@njit(parallel=True, cache=True)
+def grad_input_planes(grad_out, weight, grad_x, dil_h, dil_w, pad_top, pad_left, pad_mode,
+                      zero):
+    n_batch, c_in, h, w = grad_x.shape
+    out_h, out_w = grad_out.shape[2], grad_out.shape[3]
+    padded_h = out_h + dil_h * {last_p}
+    padded_w = out_w + dil_w * {last_q}
+    # the output gradient framed by a kernel's extent of zeros, rows as long as the frame
+    framed_w = padded_w + dil_w * {last_q}
+    framed_size = (padded_h + dil_h * {last_p}) * framed_w
+    span = (padded_h - 1) * framed_w + padded_w
+{framed_offsets}
+    for task in prange(n_batch * c_in):
+        n = task // c_in
+        co = task % c_in
+        framed = np.empty(framed_size, dtype=grad_x.dtype)
+        pad_plane(grad_out[n, co], framed, framed_w, dil_h * {last_p}, dil_w * {last_q}, 0,
+                  zero)
+        acc = np.empty(span, dtype=grad_x.dtype)
+        b = zero
+{load_flipped_taps}
+        for t in range(np.uintp(span)):
+            acc[t] = {framed_sum}
+        plane = grad_x[n, co]
+        plane[:, :] = 0
+        for r in range(padded_h):
+            src_r = source_index(r - pad_top, h, pad_mode)
+            if src_r >= 0:
+                fold_row(acc[r * framed_w:r * framed_w + padded_w], plane[src_r], pad_left,
+                         pad_mode)
 '''
 
 
@@ -177,6 +209,12 @@ def source(kh, kw):
         plane_offsets=_indent(
             [f"e_{p}_{q} = np.uintp({p} * dil_h * padded_w + {q} * dil_w)" for p, q in taps], 4),
         plane_sum=total(lambda p, q: f"padded[t + e_{p}_{q}]"),
+        # grad input: the output gradient framed with zeros, correlated with the rotated kernel
+        framed_offsets=_indent(
+            [f"f_{p}_{q} = np.uintp({p} * dil_h * framed_w + {q} * dil_w)" for p, q in taps], 4),
+        load_flipped_taps=_indent(
+            [f"w_{p}_{q} = weight[co, 0, {kh - 1 - p}, {kw - 1 - q}]" for p, q in taps], 8),
+        framed_sum=total(lambda p, q: f"framed[t + f_{p}_{q}]"),
     )
 
 
@@ -210,7 +248,11 @@ def kernels(kh, kw):
       groups)``: unit strides, a task per padded input plane;
     - ``grad_weight_planes(grad_out, x, partial, dil_h, dil_w, pad_top, pad_left, pad_mode,
       fill, groups, images_per_chunk)``: unit strides; ``partial`` (n_chunks, C_out, 1, kH,
-      kW) receives the sums of each chunk of images, to be added in order.
+      kW) receives the sums of each chunk of images, to be added in order;
+    - ``grad_input_planes(grad_out, weight, grad_x, dil_h, dil_w, pad_top, pad_left, pad_mode,
+      zero)``: unit strides and one output channel per input channel; a task per plane
+      correlates the output gradient, framed with zeros, with the rotated kernel into the
+      padded input's extent and folds the padding back through the boundary rule.
     """
     key = (kh, kw)
     if key not in _modules:
