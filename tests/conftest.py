@@ -22,3 +22,27 @@ def pytest_ignore_collect(collection_path, config):
         return None
     requested = [Path(str(arg).split("::")[0]).resolve() for arg in config.args]
     return not any(_inside(r, _CUDA_TESTS) for r in requested)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "no_cuda_device: expects the CUDA backend to be unusable (no driver or GPU); "
+        "skipped where a GPU is usable, since the call then runs instead of raising")
+
+
+def pytest_collection_modifyitems(config, items):
+    marked = [item for item in items if item.get_closest_marker("no_cuda_device")]
+    if not marked:
+        return
+    import pytest
+
+    from fastcorr import BackendUnavailableError
+    from fastcorr.dispatch import cuda_backend
+
+    try:
+        cuda_backend()
+    except BackendUnavailableError:
+        return
+    skip = pytest.mark.skip(reason="a CUDA device is usable here")
+    for item in marked:
+        item.add_marker(skip)

@@ -549,6 +549,7 @@ class FakeCudaArray:
                                          "version": 3, "strides": None}
 
 
+@pytest.mark.no_cuda_device
 @pytest.mark.parametrize("func, args", [
     (fastcorr.conv2d, (ones(1, 1, 4, 4), ones(1, 1, 2, 2))),
     (fastcorr.correlate2d, (ones(4, 4), ones(2, 2))),
@@ -561,6 +562,7 @@ def test_cuda_backend_unavailable(func, args):
         func(*args, backend="cuda")
 
 
+@pytest.mark.no_cuda_device
 @pytest.mark.parametrize("backend", [None, "auto"])
 @pytest.mark.parametrize("position", ["input", "weight", "bias", "out"])
 def test_cuda_array_selects_cuda_backend(position, backend):
@@ -571,6 +573,7 @@ def test_cuda_array_selects_cuda_backend(position, backend):
         fastcorr.conv2d(args.pop("input"), args.pop("weight"), backend=backend, **args)
 
 
+@pytest.mark.no_cuda_device
 @pytest.mark.parametrize("func", [fastcorr.correlate2d, fastcorr.convolve2d, fastcorr.corr2d],
                          ids=["correlate2d", "convolve2d", "corr2d"])
 def test_cuda_array_selects_cuda_backend_image_functions(func):
