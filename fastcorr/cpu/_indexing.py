@@ -1,5 +1,6 @@
 """Helpers shared by the compiled CPU kernels: boundary rules, in-range spans, row updates."""
 
+import numpy as np
 from numba import njit
 
 from .. import _boundary
@@ -69,13 +70,26 @@ def pad_plane(plane, padded, padded_w, pad_top, pad_left, pad_mode, fill):
     """Copy ``plane`` (H, W) into the flat buffer ``padded`` of rows ``padded_w`` long, framed
     by ``pad_top`` rows and ``pad_left`` columns through the boundary rule."""
     h, w = plane.shape
+    lo, hi = in_range_span(padded_w, 1, -pad_left, w)
+    # unsigned indices and no row views: the copy is a plain vector loop (a row view and a
+    # slice assignment per row cost more than copying a short row)
+    first, inner = np.uintp(lo), np.uintp(hi - lo)
+    start = np.uintp(lo - pad_left)
     for r in range(padded.shape[0] // padded_w):
-        row = padded[r * padded_w:(r + 1) * padded_w]
+        base = np.uintp(r * padded_w)
         src_r = source_index(r - pad_top, h, pad_mode)
         if src_r < 0:
-            row[:] = fill
-        else:
-            gather_row(plane[src_r], row, 1, -pad_left, pad_mode, fill)
+            for k in range(np.uintp(padded_w)):
+                padded[base + k] = fill
+            continue
+        for k in range(inner):
+            padded[base + first + k] = plane[src_r, start + k]
+        for k in range(lo):
+            c = source_index(k - pad_left, w, pad_mode)
+            padded[base + k] = plane[src_r, c] if c >= 0 else fill
+        for k in range(hi, padded_w):
+            c = source_index(k - pad_left, w, pad_mode)
+            padded[base + k] = plane[src_r, c] if c >= 0 else fill
 
 
 @njit(cache=True)
@@ -92,6 +106,35 @@ def fold_row(padded_row, row, pad_left, pad_mode):
         c = source_index(k - pad_left, n, pad_mode)
         if c >= 0:
             row[c] += padded_row[k]
+
+
+@njit(cache=True)
+def fold_plane(acc, acc_w, padded_h, padded_w, plane, pad_top, pad_left, pad_mode):
+    """Set ``plane`` (H, W) to the gradient of the padded plane held in the flat ``acc`` (rows
+    ``acc_w`` long, the first ``padded_h`` x ``padded_w`` of them used) folded back through the
+    boundary rule: row by row, the same additions in the same order as :func:`fold_row`."""
+    h, w = plane.shape
+    for r in range(h):
+        for k in range(np.uintp(w)):
+            plane[r, k] = 0
+    lo, hi = in_range_span(padded_w, 1, -pad_left, w)
+    first, inner = np.uintp(lo), np.uintp(hi - lo)
+    start = np.uintp(lo - pad_left)
+    for r in range(padded_h):
+        src_r = source_index(r - pad_top, h, pad_mode)
+        if src_r < 0:
+            continue
+        base = np.uintp(r * acc_w)
+        for k in range(inner):
+            plane[src_r, start + k] += acc[base + first + k]
+        for k in range(lo):
+            c = source_index(k - pad_left, w, pad_mode)
+            if c >= 0:
+                plane[src_r, c] += acc[base + k]
+        for k in range(hi, padded_w):
+            c = source_index(k - pad_left, w, pad_mode)
+            if c >= 0:
+                plane[src_r, c] += acc[base + k]
 
 
 @njit(cache=True)

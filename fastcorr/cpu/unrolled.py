@@ -28,11 +28,8 @@ _TEMPLATE = '''\
 import numpy as np
 from numba import njit, prange
 
-from fastcorr.cpu._indexing import edge_columns, fold_row, in_range_span, pad_plane, source_index
+from fastcorr.cpu._indexing import edge_columns, fold_plane, in_range_span, pad_plane, source_index
 
-# unsigned constants: unsigned indices need no wrap-around test (see fastcorr.cpu.unrolled)
-{unsigned}
-ULANES = np.uintp({lanes})
 
 
 @njit(parallel=True, cache=True)
@@ -90,8 +87,10 @@ def correlate_planes(x, weight, bias, out, dil_h, dil_w, pad_top, pad_left, pad_
 {load_taps_planes}
             for t in range(np.uintp(span)):
                 acc[t] = {plane_sum}
-            for i in range(out_h):
-                out[n, co, i, :] = acc[i * padded_w:i * padded_w + out_w]
+            for i in range(out_h):  # indexed, not sliced: a view per row costs more
+                row = np.uintp(i * padded_w)
+                for j in range(np.uintp(out_w)):
+                    out[n, co, i, j] = acc[row + j]
 
 
 @njit(parallel=True, cache=True)
@@ -103,33 +102,32 @@ def grad_weight_planes(grad_out, x, partial, dil_h, dil_w, pad_top, pad_left, pa
     c_out_g = c_out // groups
     padded_w = out_w + dil_w * {last_q}
     padded_size = (out_h + dil_h * {last_p}) * padded_w
-    full = np.uintp(out_w - out_w % {lanes})
+    width = np.uintp(out_w)
 {plane_offsets}
     for task in prange(n_chunks * c_out):
         chunk = task // c_out
         co = task % c_out
         c = co // c_out_g
         padded = np.empty(padded_size, dtype=x.dtype)
-        tail = np.zeros(({taps}, {lanes}), dtype=x.dtype)
-        zero = tail[0, 0]
-{zero_lanes}
+        # a row of sums per tap, one per output column, added to row after row
+        acc = np.zeros(({taps}, out_w), dtype=x.dtype)
+{acc_rows}
         for n in range(chunk * images_per_chunk, min(n_batch, (chunk + 1) * images_per_chunk)):
             pad_plane(x[n, c], padded, padded_w, pad_top, pad_left, pad_mode, fill)
             for i in range(out_h):
                 top = np.uintp(i * padded_w)
-                for b in range(U0, full, ULANES):
-{load_lanes}
-{add_lanes}
-                for j in range(full, np.uintp(out_w)):
-                    g = grad_out[n, co, i, j]
-{add_tail}
-{store_partial}
+{add_rows}
+        for t in range({taps}):
+            total = acc[t, 0]
+            for j in range(1, out_w):
+                total += acc[t, j]
+            partial[chunk, co, 0, t // {kw}, t % {kw}] = total
 
 
 @njit(parallel=True, cache=True)
 def grad_input_planes(grad_out, weight, grad_x, dil_h, dil_w, pad_top, pad_left, pad_mode,
                       zero):
-    n_batch, c_in, h, w = grad_x.shape
+    n_batch, c_in = grad_x.shape[0], grad_x.shape[1]
     out_h, out_w = grad_out.shape[2], grad_out.shape[3]
     padded_h = out_h + dil_h * {last_p}
     padded_w = out_w + dil_w * {last_q}
@@ -149,18 +147,14 @@ def grad_input_planes(grad_out, weight, grad_x, dil_h, dil_w, pad_top, pad_left,
 {load_flipped_taps}
         for t in range(np.uintp(span)):
             acc[t] = {framed_sum}
-        plane = grad_x[n, co]
-        plane[:, :] = 0
-        for r in range(padded_h):
-            src_r = source_index(r - pad_top, h, pad_mode)
-            if src_r >= 0:
-                fold_row(acc[r * framed_w:r * framed_w + padded_w], plane[src_r], pad_left,
-                         pad_mode)
+        fold_plane(acc, framed_w, padded_h, padded_w, grad_x[n, co], pad_top, pad_left,
+                   pad_mode)
 '''
 
 
-#: Lanes of the weight gradient's sums: a 256-bit vector of float32.
-_LANES = 8
+#: Taps of the weight gradient updated by one vector loop: each is a stream LLVM must prove
+#: apart from the others at run time, and it gives up beyond a few.
+_TAPS_PER_LOOP = 3
 
 
 def _indent(lines, spaces):
@@ -175,25 +169,16 @@ def source(kh, kw):
     def total(term):
         return " + ".join(["b"] + [f"w_{p}_{q} * {term(p, q)}" for p, q in taps])
 
-    # weight gradient: each tap's products summed in _LANES lanes held in registers, which
-    # LLVM packs into vectors; the lanes, then the tail columns, are added in order at the end
-    lanes = range(_LANES)
+    # weight gradient: one vector loop per tap and output row (LLVM left a loop that updates
+    # every tap's sums at once scalar, its sums spilled from the registers)
     names = [f"{p}_{q}" for p, q in taps]
+    groups = [names[i:i + _TAPS_PER_LOOP] for i in range(0, len(names), _TAPS_PER_LOOP)]
     return _TEMPLATE.format(
-        kh=kh, kw=kw, last_p=kh - 1, last_q=kw - 1, lanes=_LANES, taps=len(taps),
-        zero_lanes=_indent([f"s_{k}_{l} = zero" for k in names for l in lanes], 8),
-        unsigned="\n".join(f"U{l} = np.uintp({l})" for l in lanes),
-        load_lanes=_indent([f"g_{l} = grad_out[n, co, i, b + U{l}]" for l in lanes], 20),
-        add_lanes=_indent(
-            [f"s_{k}_{l} += g_{l} * padded[top + e_{k} + b + U{l}]" for k in names for l in lanes],
-            20),
-        add_tail=_indent([f"tail[{t}, j - full] += g * padded[top + e_{k} + j]"
-                          for t, k in enumerate(names)], 20),
-        store_partial=_indent(
-            [f"partial[chunk, co, 0, {p}, {q}] = "
-             + " + ".join([f"s_{p}_{q}_{l}" for l in lanes]
-                          + [f"tail[{t}, {l}]" for l in lanes])
-             for t, (p, q) in enumerate(taps)], 8),
+        kh=kh, kw=kw, last_p=kh - 1, last_q=kw - 1, taps=len(taps),
+        acc_rows=_indent([f"acc_{k} = acc[{t}]" for t, k in enumerate(names)], 8),
+        add_rows=_indent([line for group in groups for line in (
+            ["for j in range(width):", "    g = grad_out[n, co, i, j]"]
+            + [f"    acc_{k}[j] += g * padded[top + e_{k} + j]" for k in group])], 16),
         load_taps=_indent(load_taps, 8),
         load_taps_planes=_indent(load_taps, 12),
         load_rows=_indent(
