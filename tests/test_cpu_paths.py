@@ -123,6 +123,46 @@ def test_unrolled_kernels_equal_the_general_kernel_bitwise(monkeypatch, dtype):
             assert np.array_equal(results[0], other, equal_nan=True), kwargs
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_row_blocks_cover_every_row(monkeypatch, dtype):
+    """The unrolled rows path computes blocks of rows inside the input in one kernel and the
+    rest (edge rows, edge columns) in another: every height, padding and boundary rule, several
+    images and channels (the blocks index flat arrays), bitwise equal to the general kernel."""
+    from fastcorr.cpu.unrolled import inner_row_blocks
+
+    rng = np.random.default_rng(7)
+    blocks_seen = 0
+    for h in range(1, 15):
+        kh, kw = int(rng.integers(1, min(h, 5) + 1)), int(rng.integers(1, 5))
+        w = int(rng.integers(kw, 12))
+        pad = (int(rng.integers(0, kh)), int(rng.integers(0, kw)))
+        mode = str(rng.choice(["zeros", "reflect", "replicate", "circular"]))
+        if mode == "reflect":
+            pad = (min(pad[0], h - 1), min(pad[1], w - 1))
+        kwargs = dict(padding=pad, dilation=(1, int(rng.integers(1, 3))), groups=2,
+                      padding_mode=mode)
+        x = rng.standard_normal((2, 2, h, w)).astype(dtype)
+        weight = rng.standard_normal((4, 1, kh, kw)).astype(dtype)
+        bias = rng.standard_normal(4).astype(dtype)
+        results = []
+        for path in ("rows", "unrolled-rows"):
+            with monkeypatch.context() as patch:
+                for name, value in PATHS[path].items():
+                    patch.setattr(config, name, value)
+                try:
+                    results.append(fastcorr.conv2d(x, weight, bias, **kwargs))
+                except ValueError:  # the dilated kernel is wider than the padded input
+                    break
+        if not results:
+            continue
+        out_h = results[0].shape[2]
+        blocks_seen += inner_row_blocks(out_h, h, kh, pad[0])[1]
+        expected = fastcorr.conv2d(x, weight, bias, backend="reference", **kwargs)
+        np.testing.assert_allclose(results[-1], expected, rtol=1e-5, atol=1e-5)
+        assert np.array_equal(results[0], results[-1]), (h, kh, kw, kwargs)
+    assert blocks_seen >= 10  # the block kernel did run
+
+
 def test_unrolled_source_is_written_once_to_the_cache_folder(monkeypatch, tmp_path):
     from fastcorr.cpu import unrolled
 
@@ -137,5 +177,5 @@ def test_unrolled_source_is_written_once_to_the_cache_folder(monkeypatch, tmp_pa
     x = np.random.default_rng(0).standard_normal((1, 1, 4, 6))
     weight = np.random.default_rng(1).standard_normal((1, 1, 1, 2))
     out = np.empty((1, 1, 4, 5))
-    module.correlate_rows(x, weight, np.zeros(1), out, 1, 1, 1, 0, 0, 0, 0.0, 1)
+    module.correlate_rows(x, weight, np.zeros(1), out, 1, 1, 1, 0, 0, 0, 0.0, 1, 0, 0)
     np.testing.assert_allclose(out, fastcorr.conv2d(x, weight, backend="reference"), rtol=1e-14)

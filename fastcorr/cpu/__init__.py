@@ -39,15 +39,23 @@ def forward(x, weight, bias, out, plan):
         bias = np.zeros(c_out, dtype=plan.dtype)
     fill = plan.dtype.type(plan.fill)
     if c_in_g == 1 and plan.stride[1] == 1 and _unrolls(kh, kw):
-        from .unrolled import kernels
+        from .unrolled import inner_row_blocks, kernels
 
         unrolled = kernels(kh, kw)
         if _plane_by_plane(plan):
             unrolled.correlate_planes(x, weight, bias, out, *_geometry(plan)[2:], fill,
                                       plan.groups)
-        else:
-            unrolled.correlate_rows(x, weight, bias, out, plan.stride[0],
-                                    *_geometry(plan)[2:], fill, plan.groups)
+            return out
+        first_row, n_blocks = 0, 0
+        if plan.stride[0] == 1 and plan.dilation[0] == 1:
+            first_row, n_blocks = inner_row_blocks(plan.out_shape[2], x.shape[2], kh,
+                                                   plan.pad_top)
+        if n_blocks:
+            unrolled.correlate_row_blocks(x, weight, bias, out, plan.dilation[1], plan.pad_top,
+                                          plan.pad_left, plan.groups, first_row, n_blocks)
+        unrolled.correlate_rows(x, weight, bias, out, plan.stride[0], *_geometry(plan)[2:],
+                                fill, plan.groups, first_row,
+                                first_row + n_blocks * unrolled.ROWS)
         return out
     from .forward_kernel import correlate_rows
 

@@ -30,11 +30,43 @@ from numba import njit, prange
 
 from fastcorr.cpu._indexing import edge_columns, fold_plane, in_range_span, pad_plane, source_index
 
+#: output rows of one task of correlate_row_blocks
+ROWS = {rows}
+
+
+@njit(parallel=True, cache=True)
+def correlate_row_blocks(x, weight, bias, out, dil_w, pad_top, pad_left, groups, first_row,
+                         n_blocks):
+    n_batch, c_in, h, w = x.shape
+    c_out = weight.shape[0]
+    out_h, out_w = out.shape[2], out.shape[3]
+    c_out_g = c_out // groups
+    lo = in_range_span(out_w, 1, -pad_left, w)[0]
+    hi = max(lo, in_range_span(out_w, 1, {last_q} * dil_w - pad_left, w)[1])
+    first = lo - pad_left  # the input column of output column lo's first tap
+    # flat views: every load from one array, every store to one other
+    x_flat = x.reshape(x.size)
+    out_flat = out.reshape(out.size)
+{column_offsets}
+    for task in prange(n_batch * c_out * n_blocks):
+        i0 = first_row + (task % n_blocks) * {rows}
+        co = (task // n_blocks) % c_out
+        n = task // (n_blocks * c_out)
+        c = co // c_out_g
+        b = bias[co]
+{load_taps}
+        plane = (n * c_in + c) * h * w
+        o_plane = (n * c_out + co) * out_h * out_w
+        top = i0 - pad_top  # the block's first input row
+        if top >= 0 and top + {block_height} <= h and i0 + {rows} <= out_h:  # always true
+{block_pointers}
+            for t in range(np.uintp(hi - lo)):
+{block_sums}
 
 
 @njit(parallel=True, cache=True)
 def correlate_rows(x, weight, bias, out, stride_h, dil_h, dil_w, pad_top, pad_left, pad_mode,
-                   fill, groups):
+                   fill, groups, done_lo, done_hi):
     n_batch, _, h, w = x.shape
     c_out = weight.shape[0]
     out_h, out_w = out.shape[2], out.shape[3]
@@ -51,14 +83,15 @@ def correlate_rows(x, weight, bias, out, stride_h, dil_h, dil_w, pad_top, pad_le
         n = task // (out_h * c_out)
         c = co // c_out_g
         b = bias[co]
-{load_taps}
         top = i * stride_h - pad_top
-{load_rows}
         o = out[n, co, i]
+        if i < done_lo or i >= done_hi:  # else correlate_row_blocks did the inner columns
+{load_taps_rows}
+{load_rows}
 {row_views}
-        o_in = o[lo:hi]
-        for t in range(np.uintp(hi - lo)):
-            o_in[t] = {row_sum}
+            o_in = o[lo:hi]
+            for t in range(np.uintp(hi - lo)):
+                o_in[t] = {row_sum}
         edge_columns(x[n, c], weight[co, 0], b, o, 0, lo, top, dil_h, dil_w, pad_left,
                      pad_mode, fill)
         edge_columns(x[n, c], weight[co, 0], b, o, hi, out_w, top, dil_h, dil_w, pad_left,
@@ -152,6 +185,11 @@ def grad_input_planes(grad_out, weight, grad_x, dil_h, dil_w, pad_top, pad_left,
 '''
 
 
+#: Output rows one task of ``correlate_rows`` computes together: enough independent sums to
+#: keep both vector adders busy (4 measured best for 3x3 to 7x7 on Zen 5), few enough to stay
+#: in registers.
+_ROWS = 4
+
 #: Taps of the weight gradient updated by one vector loop: each is a stream LLVM must prove
 #: apart from the others at run time, and it gives up beyond a few.
 _TAPS_PER_LOOP = 3
@@ -172,6 +210,7 @@ def source(kh, kw):
     # weight gradient: one vector loop per tap and output row (LLVM left a loop that updates
     # every tap's sums at once scalar, its sums spilled from the registers)
     names = [f"{p}_{q}" for p, q in taps]
+    block = range(_ROWS)
     groups = [names[i:i + _TAPS_PER_LOOP] for i in range(0, len(names), _TAPS_PER_LOOP)]
     return _TEMPLATE.format(
         kh=kh, kw=kw, last_p=kh - 1, last_q=kw - 1, taps=len(taps),
@@ -181,15 +220,28 @@ def source(kh, kw):
             + [f"    acc_{k}[j] += g * padded[top + e_{k} + j]" for k in group])], 16),
         load_taps=_indent(load_taps, 8),
         load_taps_planes=_indent(load_taps, 12),
+        load_taps_rows=_indent(load_taps, 12),
         load_rows=_indent(
             [line for p in range(kh) for line in (
                 f"r_{p} = source_index(top + {p} * dil_h, h, pad_mode)",
-                f"a_{p} = x[n, c, r_{p}] if r_{p} >= 0 else fill_row")], 8),
+                f"a_{p} = x[n, c, r_{p}] if r_{p} >= 0 else fill_row")], 12),
+        # a block of output rows: each (row, tap row) pair's input row through the boundary
+        # rule, as an offset into the flat input; the sums interleaved tap by tap, each still
+        # added in the taps' order
+        rows=_ROWS, block_height=_ROWS + kh - 1,
+        block_pointers=_indent(
+            [f"a_{k} = np.uintp(plane + (top + {k}) * w + first)" for k in range(_ROWS + kh - 1)]
+            + [f"o_{r} = np.uintp(o_plane + (i0 + {r}) * out_w + lo)" for r in block], 12),
+        block_sums=_indent(
+            [f"s_{r} = b" for r in block]
+            + [f"s_{r} = s_{r} + w_{p}_{q} * x_flat[a_{r + p} + d_{q} + t]"
+               for p, q in taps for r in block]
+            + [f"out_flat[o_{r} + t] = s_{r}" for r in block], 16),
         # Indices are unsigned, so Numba adds no wrap-around test for negative ones (which
         # would stop LLVM vectorising), and each row is one base pointer: LLVM checks at run
         # time that the output overlaps none of them, for at most 8 of them.
         column_offsets=_indent([f"d_{q} = np.uintp({q} * dil_w)" for q in range(kw)], 4),
-        row_views=_indent([f"u_{p} = a_{p}[first:]" for p in range(kh)], 8),
+        row_views=_indent([f"u_{p} = a_{p}[first:]" for p in range(kh)], 12),
         row_sum=total(lambda p, q: f"u_{p}[t + d_{q}]"),
         plane_offsets=_indent(
             [f"e_{p}_{q} = np.uintp({p} * dil_h * padded_w + {q} * dil_w)" for p, q in taps], 4),
@@ -224,11 +276,25 @@ def _write(folder, name, text):
 _modules = {}
 
 
+def inner_row_blocks(out_h, h, kh, pad_top):
+    """``(first_row, n_blocks)``: the blocks of :data:`_ROWS` output rows, at unit row stride
+    and dilation, whose taps all lie inside an input of ``h`` rows."""
+    first_row = max(0, pad_top)
+    stop = min(out_h, h - kh + 1 + pad_top)
+    return first_row, max(0, stop - first_row) // _ROWS
+
+
 def kernels(kh, kw):
     """The module of kernels unrolled for ``kh`` x ``kw``, for one input channel per group:
 
+    - ``correlate_row_blocks(x, weight, bias, out, dil_w, pad_top, pad_left, groups,
+      first_row, n_blocks)``: unit row stride and dilation, unit column stride; the inner
+      columns of ``n_blocks`` blocks of ``ROWS`` output rows from ``first_row`` on, rows whose
+      taps all lie inside the input (see :func:`inner_row_blocks`);
     - ``correlate_rows(x, weight, bias, out, stride_h, dil_h, dil_w, pad_top, pad_left,
-      pad_mode, fill, groups)``: unit column stride, a task per output row;
+      pad_mode, fill, groups, done_lo, done_hi)``: unit column stride, a task per output row;
+      rows ``done_lo <= i < done_hi`` get only their edge columns (their inner columns are
+      ``correlate_row_blocks``'s);
     - ``correlate_planes(x, weight, bias, out, dil_h, dil_w, pad_top, pad_left, pad_mode, fill,
       groups)``: unit strides, a task per padded input plane;
     - ``grad_weight_planes(grad_out, x, partial, dil_h, dil_w, pad_top, pad_left, pad_mode,
