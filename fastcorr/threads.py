@@ -13,6 +13,7 @@ kernels; OpenBLAS has a single, process-wide setting.
 import contextlib
 import ctypes
 import functools
+import threading
 from pathlib import Path
 
 _OPENBLAS_SYMBOLS = (  # NumPy's own wheels (scipy-openblas, 64-bit ints), then plain OpenBLAS
@@ -106,3 +107,33 @@ def num_threads(n):
         numba.set_num_threads(previous)
         if previous_blas is not None:
             _openblas()[0](previous_blas)
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved = None
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """A context in which NumPy's OpenBLAS runs each call on the calling thread alone, for
+    code that runs several BLAS calls side by side on threads of its own; the previous
+    number is restored when the last such context (of any thread) ends. Does nothing where
+    OpenBLAS cannot be found (see :func:`blas_threads`)."""
+    global _blas_users, _blas_saved
+    blas = _openblas()
+    if blas is None:
+        yield
+        return
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_saved = blas[1]()
+            blas[0](1)
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                blas[0](_blas_saved)

@@ -67,3 +67,57 @@ def test_numba_num_threads_bounds_the_choice():
     env = dict(os.environ, NUMBA_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_dense_layers_share_blocks_between_threads_and_leave_blas_as_it_was(monkeypatch):
+    # dense layers hold BLAS to one thread a call while their own threads share the blocks
+    import threading
+
+    from fastcorr.cpu import gemm
+
+    seen = set()
+    original = gemm.im2col_rows
+
+    def recording(*args):
+        seen.add(threading.current_thread().name)
+        original(*args)
+
+    monkeypatch.setattr(gemm, "im2col_rows", recording)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 16, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    before = threads.blas_threads()
+    y = fastcorr.conv2d(x, w)
+    fastcorr.conv2d_backward(np.ones_like(y), x, w)
+    assert threads.blas_threads() == before
+    if fastcorr.get_num_threads() > 1 and before is not None:
+        assert len(seen) > 1 and all(name.startswith("fastcorr-gemm") for name in seen)
+    expected = fastcorr.conv2d(x.astype(np.float64), w.astype(np.float64), backend="reference")
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_single_threaded_blas_nests_and_restores_once_the_last_user_leaves():
+    before = threads.blas_threads()
+    if before is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS fastcorr can find")
+    with threads.single_threaded_blas():
+        assert threads.blas_threads() == 1
+        with threads.single_threaded_blas():
+            assert threads.blas_threads() == 1
+        assert threads.blas_threads() == 1
+    assert threads.blas_threads() == before
+
+
+def test_an_error_in_a_gemm_thread_reaches_the_caller(monkeypatch):
+    from fastcorr.cpu import gemm
+
+    def broken(*args):
+        raise RuntimeError("gather failed")
+
+    monkeypatch.setattr(gemm, "im2col_rows", broken)
+    x = np.ones((4, 16, 8, 8), dtype=np.float32)
+    w = np.ones((32, 16, 3, 3), dtype=np.float32)
+    before = threads.blas_threads()
+    with pytest.raises(RuntimeError, match="gather failed"):
+        fastcorr.conv2d(x, w)
+    assert threads.blas_threads() == before

@@ -1,18 +1,23 @@
 """Numba im2col and its adjoint col2im for dense and grouped layers, a block of output rows
 at a time.
 
-It is deliberately single-threaded: the matrix product that follows runs on NumPy's BLAS
-threads, and alternating Numba's OpenMP threads with BLAS threads starves the latter (the
-OpenMP workers spin after each parallel region). Gathering a block of rows costs a small
-fraction of the product it feeds.
+Each call is single-threaded and releases the GIL: :mod:`fastcorr.cpu.gemm` runs one image per
+Python thread, each with its own single-threaded matrix product, so that the cores never wait
+for each other (alternating Numba's or the gather's threads with BLAS's threads leaves either
+side's idle workers spinning on the cores the other needs; see ``shared/PERF_NOTES.md``).
+
+Rows are copied with unsigned indices into flat rows, not through row views and slice
+assignments: a 3x3 layer's patch matrix is made of many short rows (one per tap, channel and
+output row), and per-row overheads, not bytes, set the cost.
 """
 
+import numpy as np
 from numba import njit
 
-from ._indexing import gather_row, scatter_row, source_index
+from ._indexing import in_range_span, source_index
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def im2col_rows(x, c_first, c_count, kh, kw, row_first, out_w, stride_h, stride_w, dil_h,
                 dil_w, pad_top, pad_left, pad_mode, fill, cols):
     """Gather the patches of output rows ``row_first ...`` of channels ``c_first ...``.
@@ -26,24 +31,40 @@ def im2col_rows(x, c_first, c_count, kh, kw, row_first, out_w, stride_h, stride_
         output position of the block, so that ``weight.reshape(C_out, -1) @ cols`` is the
         block of the correlation.
     """
-    h = x.shape[1]
+    h, w = x.shape[1], x.shape[2]
     n_rows = cols.shape[1] // out_w
     for c in range(c_count):
         plane = x[c_first + c]
         for p in range(kh):
             for q in range(kw):
-                dst_row = cols[(c * kh + p) * kw + q]
+                dst = cols[(c * kh + p) * kw + q]
                 offset = q * dil_w - pad_left
+                lo, hi = in_range_span(out_w, stride_w, offset, w)
                 for i in range(n_rows):
-                    dst = dst_row[i * out_w:(i + 1) * out_w]
-                    r = source_index((row_first + i) * stride_h + p * dil_h - pad_top, h, pad_mode)
+                    base = i * out_w
+                    r = source_index((row_first + i) * stride_h + p * dil_h - pad_top, h,
+                                     pad_mode)
                     if r < 0:
-                        dst[:] = fill
+                        for j in range(np.uintp(base), np.uintp(base + out_w)):
+                            dst[j] = fill
                         continue
-                    gather_row(plane[r], dst, stride_w, offset, pad_mode, fill)
+                    src = plane[r]
+                    if stride_w == 1:
+                        first, start = np.uintp(base + lo), np.uintp(lo + offset)
+                        for t in range(np.uintp(hi - lo)):
+                            dst[first + t] = src[start + t]
+                    else:
+                        for j in range(lo, hi):
+                            dst[base + j] = src[j * stride_w + offset]
+                    for j in range(lo):
+                        k = source_index(j * stride_w + offset, w, pad_mode)
+                        dst[base + j] = src[k] if k >= 0 else fill
+                    for j in range(hi, out_w):
+                        k = source_index(j * stride_w + offset, w, pad_mode)
+                        dst[base + j] = src[k] if k >= 0 else fill
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def col2im_rows(cols, c_first, c_count, kh, kw, row_first, out_w, stride_h, stride_w, dil_h,
                 dil_w, pad_top, pad_left, pad_mode, grad_x):
     """The adjoint of :func:`im2col_rows`: add each patch entry back where it was read from.
@@ -56,16 +77,34 @@ def col2im_rows(cols, c_first, c_count, kh, kw, row_first, out_w, stride_h, stri
     cols : ndarray, shape (c_count * kh * kw, n_rows * out_w), C-contiguous
     grad_x : ndarray, shape (C_in, H, W), C-contiguous; accumulated into
     """
-    h = grad_x.shape[1]
+    h, w = grad_x.shape[1], grad_x.shape[2]
     n_rows = cols.shape[1] // out_w
     for c in range(c_count):
         plane = grad_x[c_first + c]
         for p in range(kh):
             for q in range(kw):
-                src_row = cols[(c * kh + p) * kw + q]
+                src = cols[(c * kh + p) * kw + q]
                 offset = q * dil_w - pad_left
+                lo, hi = in_range_span(out_w, stride_w, offset, w)
                 for i in range(n_rows):
-                    r = source_index((row_first + i) * stride_h + p * dil_h - pad_top, h, pad_mode)
-                    if r >= 0:
-                        scatter_row(src_row[i * out_w:(i + 1) * out_w], plane[r], stride_w,
-                                    offset, pad_mode)
+                    base = i * out_w
+                    r = source_index((row_first + i) * stride_h + p * dil_h - pad_top, h,
+                                     pad_mode)
+                    if r < 0:
+                        continue
+                    dst = plane[r]
+                    if stride_w == 1:
+                        first, start = np.uintp(base + lo), np.uintp(lo + offset)
+                        for t in range(np.uintp(hi - lo)):
+                            dst[start + t] += src[first + t]
+                    else:
+                        for j in range(lo, hi):
+                            dst[j * stride_w + offset] += src[base + j]
+                    for j in range(lo):
+                        k = source_index(j * stride_w + offset, w, pad_mode)
+                        if k >= 0:
+                            dst[k] += src[base + j]
+                    for j in range(hi, out_w):
+                        k = source_index(j * stride_w + offset, w, pad_mode)
+                        if k >= 0:
+                            dst[k] += src[base + j]
