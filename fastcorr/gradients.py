@@ -40,7 +40,9 @@ def _backward(backend, plan, grad_out, x, weight, mask, stream=None):
         if not empty:
             backend.grad_weight(grad_out, np.ascontiguousarray(x, dtype=dtype), grad_w, plan)
     if mask[2]:
-        grad_b = grad_out.sum(axis=(0, 2, 3), dtype=dtype)
+        grad_b = np.zeros(plan.out_shape[1], dtype=dtype)
+        if not empty:
+            backend.grad_bias(grad_out, grad_b, plan)
     return grad_x, grad_w, grad_b
 
 

@@ -133,3 +133,11 @@ def grad_weight(grad_out, x, grad_w, plan):
     for chunk in partial[1:]:  # in order: the result does not depend on the thread count
         grad_w += chunk
     return grad_w
+
+
+def grad_bias(grad_out, grad_b, plan):
+    """Write the gradient of ``plan``'s output with respect to the bias into ``grad_b``."""
+    from .backward_kernel import channel_sums
+
+    channel_sums(grad_out, grad_b)
+    return grad_b

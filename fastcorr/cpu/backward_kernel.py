@@ -106,3 +106,31 @@ def grad_weight_rows(grad_out, x, partial, stride_h, stride_w, dil_h, dil_w, pad
                 for j in range(1, out_w):
                     total += lanes[p, q, j]
                 partial[chunk, co, ci, p, q] = total
+
+
+@njit(parallel=True, cache=True)
+def channel_sums(grad_out, grad_b):
+    """``grad_b[c] = grad_out[:, c].sum()``: the bias gradient.
+
+    One task per channel keeps a row of sums, one per column, that a vector loop adds each
+    row of every image to, in order; the row is then summed left to right.
+
+    Parameters
+    ----------
+    grad_out : ndarray, shape (N, C, H, W), C-contiguous
+    grad_b : ndarray, shape (C,); overwritten
+    """
+    n_batch, c_count, h, w = grad_out.shape
+    width = np.uintp(w)
+    for c in prange(c_count):
+        acc = np.zeros(w, dtype=grad_out.dtype)
+        for n in range(n_batch):
+            plane = grad_out[n, c]
+            for i in range(h):
+                row = plane[i]
+                for j in range(width):
+                    acc[j] += row[j]
+        total = acc[0]
+        for j in range(1, w):
+            total += acc[j]
+        grad_b[c] = total
