@@ -135,6 +135,10 @@ def test_bench_quick_subprocess(quick_run):
         ours = rows[(workload, "fastcorr")]
         assert float(ours["ms"]) > 0 and float(ours["ratio"]) == 1.0
         assert re.match(r"[0-9.e+]+x the (memory|compute) floor", ours["note"]), ours["note"]
+        if workload.startswith("image"):  # also timed into a preallocated output, no ratio
+            into = rows[(workload, "fastcorr out=")]
+            assert float(into["ms"]) > 0 and into["ratio"] == "-"
+            assert "into a preallocated output" in into["note"]
     peers = {
         "image k3": ("OpenCV filter2D", "cv2"), "image k7": ("scipy.ndimage.correlate", "scipy"),
         "dense fwd": ("torch F.conv2d", "torch"), "depthwise bwd": ("torch autograd", "torch"),
@@ -159,7 +163,8 @@ def test_bench_without_peers(capsys, monkeypatch, tmp_path):
     rows = rows_of(out)
     assert [w for w, impl in rows if impl == "fastcorr"] == [
         "image k3", "dense fwd", "dense bwd", "depthwise fwd", "depthwise bwd"]
-    peers = [key for key in rows if key[1] != "fastcorr"]
+    assert ("image k3", "fastcorr out=") in rows
+    peers = [key for key in rows if not key[1].startswith("fastcorr")]
     assert len(peers) == 8
     for key in peers:
         assert rows[key]["note"].startswith("skipped: not installed"), rows[key]["note"]
@@ -179,7 +184,7 @@ def test_bench_options(capsys):
     assert "dgemm peak" in out and "image 40x40 float64, 5x5 kernel" in out
     rows = rows_of(out)
     assert set(rows) == {("image k5", impl) for impl in (
-        "fastcorr", "OpenCV filter2D", "scipy.ndimage.correlate", "scipy.signal.correlate2d",
+        "fastcorr", "fastcorr out=", "OpenCV filter2D", "scipy.ndimage.correlate", "scipy.signal.correlate2d",
         "torch F.conv2d")}
     assert "not selected" in rows[("image k5", "torch F.conv2d")]["note"]
     if importlib.util.find_spec("scipy") is not None:
