@@ -121,3 +121,20 @@ def test_an_error_in_a_gemm_thread_reaches_the_caller(monkeypatch):
     with pytest.raises(RuntimeError, match="gather failed"):
         fastcorr.conv2d(x, w)
     assert threads.blas_threads() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_dense_layers_run_in_a_forked_child_after_the_parent_used_its_threads():
+    # the child inherits the parent's gemm thread pool object but none of its threads
+    code = (
+        "import multiprocessing as mp, numpy as np, fastcorr\n"
+        "x = np.ones((4, 16, 8, 8), np.float32); w = np.ones((32, 16, 3, 3), np.float32)\n"
+        "fastcorr.conv2d(x, w)\n"
+        "def child(_):\n    return float(fastcorr.conv2d(x, w).sum())\n"
+        "if __name__ == '__main__':\n"
+        "    with mp.get_context('fork').Pool(1) as pool:\n"
+        "        print(pool.map(child, [0])[0])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout) == 4 * 32 * 6 * 6 * 16 * 9

@@ -14,6 +14,7 @@ single-threaded BLAS call of the same shape, input gradients are scattered image
 are added in block order.
 """
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -91,15 +92,20 @@ def _lane(work, slot, units):
 
 _pool_lock = threading.Lock()
 _executor = None
+_executor_pid = None
 
 
 def _pool():
-    """The threads that share the blocks (created on first use, as many as Numba's pool)."""
-    global _executor
+    """The threads that share the blocks (created on first use, as many as Numba's pool).
+
+    A forked child inherits the pool object but not its threads: it makes a pool of its own
+    (else its work would wait forever for threads that do not exist)."""
+    global _executor, _executor_pid
     with _pool_lock:
-        if _executor is None:
+        if _executor is None or _executor_pid != os.getpid():
             _executor = ThreadPoolExecutor(max_workers=threads.max_threads(),
                                            thread_name_prefix="fastcorr-gemm")
+            _executor_pid = os.getpid()
         return _executor
 
 
