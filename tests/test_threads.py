@@ -138,3 +138,26 @@ def test_dense_layers_run_in_a_forked_child_after_the_parent_used_its_threads():
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout) == 4 * 32 * 6 * 6 * 16 * 9
+
+
+@pytest.mark.parametrize("shape, weight_shape, kwargs", [
+    ((1, 16, 22, 22), (128, 16, 1, 1), {}),  # one block: a single thread does the work
+    ((1, 3, 40, 40), (64, 3, 7, 7), dict(stride=2, padding=3)),
+    ((3, 8, 12, 12), (16, 4, 3, 3), dict(padding=1, groups=2)),
+])
+def test_dense_results_do_not_depend_on_the_thread_count(shape, weight_shape, kwargs):
+    # OpenBLAS's sums differ in the last bits between one and two BLAS threads: the dense
+    # path must hold BLAS to one thread even where it keeps only one thread busy
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(weight_shape).astype(np.float32)
+    results = []
+    for n in sorted({1, threads.max_threads()}):
+        with fastcorr.num_threads(n):
+            y = fastcorr.conv2d(x, w, **kwargs)
+            g = rng.standard_normal(y.shape).astype(np.float32) if not results else results[0][3]
+            gx, gw, gb = fastcorr.conv2d_backward(g, x, w, **kwargs)
+            results.append((y, gx, gw, g))
+    for got in results[1:]:
+        for a, b in zip(results[0][:3], got[:3]):
+            np.testing.assert_array_equal(a, b)

@@ -16,7 +16,7 @@ are added in block order.
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -39,6 +39,8 @@ class _Blocks:
         out_size = n_batch * c_out * out_h * out_w
         budget = min(config.CPU_IM2COL_BLOCK_ELEMENTS, out_size // 2)
         self.rows = max(1, min(out_h, budget // (self.depth * out_w)))
+        if n_batch * plan.groups == 1:  # one plane: two blocks at least, for two threads
+            self.rows = min(self.rows, max(1, (out_h + 1) // 2))
         buffer_size = self.depth * self.rows * out_w
         #: ``(n, g, first row, slice of the block in a flattened plane)`` in a fixed order
         self.blocks = [(n, g, row_first, slice(row_first * out_w,
@@ -74,13 +76,16 @@ class _Blocks:
     def run(self, work, units):
         """Call ``work(slot, unit)`` for every unit: thread ``slot`` takes units ``slot``,
         ``slot + n_threads``, ... in order. Exceptions are raised here."""
-        if self.n_threads == 1:
-            for unit in units:
-                work(0, unit)
-            return
+        # BLAS on one thread even when this layer keeps one thread busy: OpenBLAS's sums
+        # differ in the last bits between one and two threads
         with threads.single_threaded_blas():
+            if self.n_threads == 1:
+                for unit in units:
+                    work(0, unit)
+                return
             lanes = [_pool().submit(_lane, work, slot, units[slot::self.n_threads])
                      for slot in range(self.n_threads)]
+            wait(lanes)  # every thread done before an error is raised or BLAS is restored
             for lane in lanes:
                 lane.result()
 
