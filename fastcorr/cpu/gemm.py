@@ -174,10 +174,12 @@ def grad_weight_gemm(grad_out, x, grad_w, plan):
         np.matmul(g_mat[n, g * c_out_g:(g + 1) * c_out_g, span], cols.T, out=partials[slot])
 
     grad_w[...] = 0
-    # a wave of blocks at a time, one per thread; their products added in block order
-    for first in range(0, len(blocks.blocks), blocks.n_threads):
-        wave = blocks.blocks[first:first + blocks.n_threads]
-        blocks.run(work, wave)
-        for slot, (_, g, _, _) in enumerate(wave):
-            gw_mat[g] += partials[slot]
+    # a wave of blocks at a time, one per thread; their products added in block order (BLAS
+    # held to one thread across the waves, not set and restored wave by wave)
+    with threads.single_threaded_blas():
+        for first in range(0, len(blocks.blocks), blocks.n_threads):
+            wave = blocks.blocks[first:first + blocks.n_threads]
+            blocks.run(work, wave)
+            for slot, (_, g, _, _) in enumerate(wave):
+                gw_mat[g] += partials[slot]
     return grad_w

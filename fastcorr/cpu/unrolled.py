@@ -58,9 +58,8 @@ def correlate_row_blocks(x, weight, bias, out, dil_w, pad_top, pad_left, groups,
         plane = (n * c_in + c) * h * w
         o_plane = (n * c_out + co) * out_h * out_w
         top = i0 - pad_top  # the block's first input row
-        if top >= 0 and top + {block_height} <= h and i0 + {rows} <= out_h:  # always true
 {block_pointers}
-            for t in range(np.uintp(hi - lo)):
+        for t in range(np.uintp(hi - lo)):
 {block_sums}
 
 
@@ -228,15 +227,15 @@ def source(kh, kw):
         # a block of output rows: each (row, tap row) pair's input row through the boundary
         # rule, as an offset into the flat input; the sums interleaved tap by tap, each still
         # added in the taps' order
-        rows=_ROWS, block_height=_ROWS + kh - 1,
+        rows=_ROWS,
         block_pointers=_indent(
             [f"a_{k} = np.uintp(plane + (top + {k}) * w + first)" for k in range(_ROWS + kh - 1)]
-            + [f"o_{r} = np.uintp(o_plane + (i0 + {r}) * out_w + lo)" for r in block], 12),
+            + [f"o_{r} = np.uintp(o_plane + (i0 + {r}) * out_w + lo)" for r in block], 8),
         block_sums=_indent(
             [f"s_{r} = b" for r in block]
             + [f"s_{r} = s_{r} + w_{p}_{q} * x_flat[a_{r + p} + d_{q} + t]"
                for p, q in taps for r in block]
-            + [f"out_flat[o_{r} + t] = s_{r}" for r in block], 16),
+            + [f"out_flat[o_{r} + t] = s_{r}" for r in block], 12),
         # Indices are unsigned, so Numba adds no wrap-around test for negative ones (which
         # would stop LLVM vectorising), and each row is one base pointer: LLVM checks at run
         # time that the output overlaps none of them, for at most 8 of them.
