@@ -43,6 +43,7 @@ TORCH_PADDING_MODES = {
     "circular": CIRCULAR,
 }
 BACKENDS = ("cpu", "cuda", "reference")
+METHODS = ("auto", "direct", "fft")
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,13 @@ def check_backend(backend):
             f"backend: expected one of None, 'auto', {', '.join(map(repr, BACKENDS))}; got {backend!r}"
         )
     return backend
+
+
+def check_method(method):
+    """``method`` of the public functions: "auto", "direct" or "fft", else ValueError."""
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method: expected one of {', '.join(map(repr, METHODS))}; got {method!r}")
+    return method
 
 
 # --------------------------------------------------------------------------- small arguments

@@ -26,12 +26,12 @@ import numpy as np
 from . import _validate as v
 from . import config
 from .dispatch import check_stream, resolve
-from .functional import LayerOperands, check_out, finish, is_device_backend, reader
+from .functional import LayerOperands, finish
 
 
 def correlate_stack(images, kernel, mode="full", boundary="fill", fillvalue=0, *,
-                    convolve=False, backend=None, out=None, chunk=None, streams=2,
-                    progress=False, stream=None):
+                    convolve=False, method="auto", backend=None, out=None, chunk=None,
+                    streams=2, progress=False, stream=None):
     """Correlate (or convolve) every image of a stack with one kernel.
 
     Parameters
@@ -43,6 +43,8 @@ def correlate_stack(images, kernel, mode="full", boundary="fill", fillvalue=0, *
         As in :func:`fastcorr.correlate2d`.
     convolve : bool
         Convolve (flip the kernel, centre "same" as :func:`fastcorr.convolve2d`) instead.
+    method : {"auto", "direct", "fft"}
+        As in :func:`fastcorr.correlate2d`.
     backend : {None, "auto", "cpu", "cuda", "reference"}
     out : ndarray or device array, shape (S, H_out, W_out), optional
     chunk : int, optional
@@ -60,7 +62,8 @@ def correlate_stack(images, kernel, mode="full", boundary="fill", fillvalue=0, *
     """
     backend = resolve(backend, images, kernel, out)
     check_stream(backend, stream)
-    read = reader(backend)
+    method = v.check_method(method)
+    read = backend.read
     x = read(images, "images")
     k = read(kernel, "kernel")
     v.check_ndim(x.shape, "images", (3,), "a stack of 2-D images (S, H, W)")
@@ -75,16 +78,17 @@ def correlate_stack(images, kernel, mode="full", boundary="fill", fillvalue=0, *
                          f"than the images ({h}, {w})")
     out_hw = plan.out_shape[2:]
     plan = replace(plan, input_shape=(s, 1, h, w), out_shape=(s, 1) + out_hw)
-    out = check_out(backend, out, (s,) + out_hw, plan.dtype, (x, k))
+    out = backend.check_out(out, (s,) + out_hw, plan.dtype, (x, k))
     kernel4 = (k[::-1, ::-1] if convolve else k)[None, None]
     x4 = x.reshape((s, 1, h, w))
-    result = _run_chunked(backend, plan, x4, kernel4, None, out, chunk, streams, progress, stream)
+    result = _run_chunked(backend, plan, x4, kernel4, None, out, chunk, streams, progress, stream,
+                          method)
     return finish(result.reshape((s,) + out_hw)) if out is None else out
 
 
 def conv2d_stream(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-                  padding_mode="zeros", *, backend=None, out=None, chunk=None, streams=2,
-                  progress=False, stream=None):
+                  padding_mode="zeros", *, method="auto", backend=None, out=None, chunk=None,
+                  streams=2, progress=False, stream=None):
     """:func:`fastcorr.conv2d` over a batch, chunk by chunk (streamed through the GPU for host
     data on the CUDA backend).
 
@@ -93,7 +97,7 @@ def conv2d_stream(input, weight, bias=None, stride=1, padding=0, dilation=1, gro
     input : array_like or device array, shape (N, C_in, H, W)
     weight, bias, stride, padding, dilation, groups, padding_mode
         As in :func:`fastcorr.conv2d`.
-    backend, out, chunk, streams, progress, stream
+    method, backend, out, chunk, streams, progress, stream
         As in :func:`correlate_stack` (``chunk`` counts images of the batch).
 
     Returns
@@ -102,13 +106,14 @@ def conv2d_stream(input, weight, bias=None, stride=1, padding=0, dilation=1, gro
     """
     backend = resolve(backend, input, weight, bias, out)
     check_stream(backend, stream)
+    method = v.check_method(method)
     ops = LayerOperands(input, weight, bias, stride, padding, dilation, groups, padding_mode,
-                        read=reader(backend))
+                        read=backend.read)
     if ops.unbatched:
         raise ValueError(f"input: expected a batch (N, C_in, H, W), got shape {tuple(ops.input.shape)}")
-    out = check_out(backend, out, ops.plan.out_shape, ops.plan.dtype, ops.arrays)
+    out = backend.check_out(out, ops.plan.out_shape, ops.plan.dtype, ops.arrays)
     result = _run_chunked(backend, ops.plan, ops.input, ops.weight, ops.bias, out, chunk,
-                          streams, progress, stream)
+                          streams, progress, stream, method)
     return finish(result) if out is None else out
 
 
@@ -148,35 +153,17 @@ def _progress(progress, total):
     return update, bar.close
 
 
-def _run_chunked(backend, plan, x, weight, bias, out, chunk, streams, progress, stream):
-    """Compute ``plan`` (batch ``x`` of NCHW) chunk by chunk; returns the 4-D result (a
-    NumPy array, a device view, or ``out``)."""
+def _run_chunked(backend, plan, x, weight, bias, out, chunk, streams, progress, stream, method):
+    """Compute ``plan`` (batch ``x`` of NCHW) chunk by chunk on ``backend``; returns the 4-D
+    result (as the backend's ``Call.finish`` gives it, or ``out``)."""
     streams = v._int(streams, "streams")
     if streams < 1:
         raise ValueError(f"streams: expected at least 1, got {streams}")
-    n = plan.input_shape[0]
     per_chunk = _chunk_items(plan, chunk)
-    update, close = _progress(progress, n)
+    update, close = _progress(progress, plan.input_shape[0])
     try:
-        if is_device_backend(backend):
-            from .cuda import stream as gpu_stream
-
-            if gpu_stream.is_host(x):
-                return gpu_stream.run(plan, x, weight, bias, out, per_chunk, streams, update)
-            result = backend.run_forward(plan, x, weight, bias, out, stream)
-            update(n)
-            return result
-        dtype = plan.dtype
-        result = np.empty(plan.out_shape, dtype) if out is None else out.reshape(plan.out_shape)
-        weight = np.ascontiguousarray(weight, dtype=dtype)
-        bias = None if bias is None else np.ascontiguousarray(bias, dtype=dtype)
-        for lo in range(0, n, per_chunk):
-            hi = min(n, lo + per_chunk)
-            part = replace(plan, input_shape=(hi - lo,) + plan.input_shape[1:],
-                           out_shape=(hi - lo,) + plan.out_shape[1:])
-            backend.forward(np.ascontiguousarray(x[lo:hi], dtype=dtype), weight, bias,
-                            result[lo:hi], part)
-            update(hi)
-        return result
+        call = backend.Call(stream, (x, weight, bias))
+        return backend.stream_forward(call, plan, x, weight, bias, out, per_chunk, streams,
+                                      update, method)
     finally:
         close()

@@ -431,12 +431,9 @@ def _set_threads(n, peers, stack):
 
 
 def _thread_line(peers):
-    import numba
-
     import fastcorr
 
-    fastcorr.correlate2d(np.ones((4, 4)), np.ones((2, 2)))  # picks Numba's threading layer
-    parts = [f"fastcorr {fastcorr.get_num_threads()} (Numba {numba.threading_layer()} layer)"]
+    parts = [f"fastcorr {fastcorr.get_num_threads()} (its own pool)"]
     for key, module, count in (("torch", "torch", "get_num_threads"),
                                ("opencv", "cv2", "getNumThreads")):
         if key in peers and sys.modules.get(module) is not None:

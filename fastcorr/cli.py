@@ -1,5 +1,6 @@
 """The ``fastcorr`` command: ``demo`` walks through the source material, ``info`` describes the
-installation, ``bench`` times fastcorr against its peers."""
+installation, ``warmup`` compiles the kernels ahead of use, ``bench`` times fastcorr against its
+peers."""
 
 import argparse
 import sys
@@ -113,23 +114,45 @@ def _plot(path, image, edges, history):
 
 
 def info(args):
-    """Print versions, Numba's threading, whether CUDA is usable, and the kernel cache."""
+    """Print versions, the machine, threads, the compile cache, whether CUDA is usable."""
     import numba
 
     import fastcorr
 
-    from .cpu.forward_kernel import correlate_rows
+    from . import _machine, threads
+    from .cpu._jit import cache_location
 
     print(f"fastcorr        {fastcorr.__version__}")
     print(f"python          {sys.version.split()[0]}")
     print(f"numpy           {np.__version__}")
     print(f"numba           {numba.__version__}")
-    # the threading layer is chosen when a parallel kernel first runs
-    fastcorr.correlate2d(np.ones((4, 4)), np.ones((2, 2)))
-    print(f"threading layer {numba.threading_layer()}")
-    print(f"threads         {numba.get_num_threads()}")
+    print(f"cpu             {_machine.cpu_model()}")
+    name, isa = _machine.numba_target()
+    print(f"numba target    {name} ({isa})")
+    print(f"threads         {threads.get_num_threads()} of {threads.max_threads()} "
+          "(fastcorr's own pool; Numba's threading layer is not used)")
+    blas = threads.blas_info()
+    if blas is None:
+        print("blas            (pip install threadpoolctl to see NumPy's BLAS and its threads)")
+    for entry in blas or ():
+        print(f"blas            {entry.get('internal_api')} {entry.get('version')}, "
+              f"{entry.get('num_threads')} threads ({entry.get('architecture', '?')})")
+    print(f"kernel cache    {cache_location()}")
     print(f"cuda            {_cuda_status()}")
-    print(f"kernel cache    {correlate_rows._cache._cache_path}")
+    return 0
+
+
+def warmup(args):
+    """Compile every CPU kernel (both float types unless --dtype says otherwise)."""
+    import time
+
+    from . import warmup as warm
+    from .cpu._jit import cache_location
+
+    start = time.perf_counter()
+    steps = warm.warmup(tuple(args.dtype or warm.DTYPES), progress=not args.quiet)
+    print(f"compiled {len(steps)} kernel groups in {time.perf_counter() - start:.1f} s into "
+          f"{cache_location()}")
     return 0
 
 
@@ -155,7 +178,14 @@ def main(argv=None):
     demo_parser.add_argument("--seed", type=int, default=0, help="seed of the learned kernel's "
                              "initial weights (default 0)")
     demo_parser.set_defaults(run=demo)
-    commands.add_parser("info", help="versions, threading, CUDA, cache").set_defaults(run=info)
+    commands.add_parser("info", help="versions, machine, threads, cache, CUDA").set_defaults(
+        run=info)
+    warm = commands.add_parser("warmup", help="compile the CPU kernels into the cache ahead "
+                               "of use")
+    warm.add_argument("--dtype", choices=("float32", "float64"), action="append",
+                      help="float type to compile for (repeatable; default both)")
+    warm.add_argument("--quiet", action="store_true", help="no progress bar")
+    warm.set_defaults(run=warmup)
     from . import bench
 
     bench_parser = commands.add_parser(

@@ -14,21 +14,13 @@ CPU_IM2COL_BLOCK_ELEMENTS = 1 << 21
 CPU_GEMM_MIN_DEPTH = 16
 CPU_GEMM_MIN_OUT_CHANNELS = 4
 
-#: Single-channel images and depthwise layers (unit column stride) with at most this many taps
-#: run kernels unrolled for their kernel size (``fastcorr.cpu.unrolled``); more taps, or 0
-#: here, take the general row kernel.
-CPU_UNROLL_MAX_TAPS = 64
-
-#: Depthwise layers run plane by plane when a padded plane has at most this many elements
-#: (and there is a plane per thread at least); larger images run row by row.
-CPU_PLANE_MAX_ELEMENTS = 1 << 16
-
 #: Output rows (over the batch and the height) whose weight-gradient terms one CPU task sums;
 #: the chunks' partial sums are then added in order. Fixed by the shape, never by the number
 #: of threads, so gradients are bitwise repeatable.
 CPU_GRAD_WEIGHT_CHUNK_ROWS = 64
 
-#: The same for depthwise layers computed plane by plane: images whose planes one task sums.
+#: The same for the "planes" weight gradient (one input channel per group): images one task
+#: sums.
 CPU_GRAD_WEIGHT_CHUNK_PLANES = 8
 
 

@@ -11,9 +11,20 @@ class BackendUnavailableError(RuntimeError):
 
 def on_device(array):
     """True for CUDA device data (``__cuda_array_interface__`` or a Numba device array),
-    checked without importing CUDA."""
-    return array is not None and (hasattr(array, "__cuda_array_interface__")
-                                  or bool(getattr(array, "__cuda_ndarray__", False)))
+    checked without importing CUDA and without touching the data.
+
+    A torch tensor that requires grad raises from ``__cuda_array_interface__``; asking
+    ``hasattr`` would turn that into a crash, so its type is asked instead.
+    """
+    if array is None:
+        return False
+    if type(array).__module__.split(".")[0] == "torch":
+        return bool(getattr(array, "is_cuda", False))
+    try:
+        return (bool(getattr(array, "__cuda_ndarray__", False))
+                or hasattr(array, "__cuda_array_interface__"))
+    except Exception:  # a property that raises: not something we can read as device data
+        return False
 
 
 _cuda_reason = None
@@ -40,26 +51,9 @@ def cuda_backend():
     return cuda
 
 
-def resolve(backend, *arrays):
-    """Return the backend module that computes for ``arrays``.
-
-    ``backend`` None or "auto" follows the data: NumPy (or anything array-like on the host)
-    goes to "cpu", an object with ``__cuda_array_interface__`` (CuPy, torch CUDA tensors,
-    Numba device arrays) to "cuda". Each backend module has ``forward(x, weight, bias, out,
-    plan)``, ``grad_input`` and ``grad_weight``; the CUDA module (``DEVICE = True``) also
-    takes the operands where the caller keeps them (see :mod:`fastcorr.cuda`).
-    """
-    name = _validate.check_backend(backend)
-    device = any(on_device(a) for a in arrays)
-    if name is None:
-        name = "cuda" if device else "cpu"
+def _module(name):
     if name == "cuda":
         return cuda_backend()
-    if device:
-        raise TypeError(
-            f"backend {name!r} computes on the host, but an input is a CUDA device array; "
-            "copy it to the host first or use backend='cuda'"
-        )
     if name == "cpu":
         from . import cpu
 
@@ -69,8 +63,36 @@ def resolve(backend, *arrays):
     return _reference_backend
 
 
+def resolve(backend, *arrays):
+    """Return the backend module that computes for ``arrays``.
+
+    ``backend`` None or "auto" follows the data: NumPy (or anything array-like on the host)
+    goes to "cpu", an object with ``__cuda_array_interface__`` (CuPy, torch CUDA tensors,
+    Numba device arrays) to "cuda". Every backend module has the same contract (see
+    :mod:`fastcorr._host`).
+    """
+    name = _validate.check_backend(backend)
+    device = any(on_device(a) for a in arrays)
+    if name is None:
+        name = "cuda" if device else "cpu"
+    if name != "cuda" and device:
+        raise TypeError(
+            f"backend {name!r} computes on the host, but an input is a CUDA device array; "
+            "copy it to the host first or use backend='cuda'"
+        )
+    return _module(name)
+
+
+def backend_tables(name):
+    """The implementation tables of backend ``name`` (see :mod:`fastcorr._select`)."""
+    if name not in _validate.BACKENDS:
+        raise ValueError(f"backend: expected one of {', '.join(map(repr, _validate.BACKENDS))}; "
+                         f"got {name!r}")
+    return _module(name).TABLES
+
+
 def check_stream(backend, stream):
     """``stream=`` is for the CUDA backend only; a host backend given one raises ValueError."""
-    if stream is not None and not getattr(backend, "DEVICE", False):
+    if stream is not None and backend.NAME != "cuda":
         raise ValueError("stream: only backend='cuda' runs on a stream; pass stream=None on the "
                          "host backends")

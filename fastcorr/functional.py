@@ -11,23 +11,6 @@ from . import _validate as v
 from .dispatch import check_stream, resolve
 
 
-def is_device_backend(backend):
-    """True for the CUDA backend, whose operands may stay on the device."""
-    return getattr(backend, "DEVICE", False)
-
-
-def reader(backend):
-    """How ``backend`` reads an operand: NumPy for the host backends; the CUDA backend keeps
-    device arrays where they are (a view, no copy) and reads host data as NumPy."""
-    return backend.read_operand if is_device_backend(backend) else v.as_real_array
-
-
-def check_out(backend, out, shape, dtype, inputs):
-    """:func:`fastcorr._validate.check_out`, or the CUDA backend's (device ``out=`` too)."""
-    check = backend.check_out if is_device_backend(backend) else v.check_out
-    return check(out, shape, dtype, inputs)
-
-
 def finish(result):
     """A result as the caller receives it: host results as they are; GPU results exported
     (CuPy in: CuPy out, torch in: torch out, NumPy in: NumPy out)."""
@@ -35,23 +18,21 @@ def finish(result):
     return result if export is None else export()
 
 
-def _run(backend, plan, x, weight, bias, out, stream=None):
-    """Allocate or check the result, make the operands C-contiguous in ``plan.dtype``, compute.
+def run_forward(backend, plan, x, weight, bias, out, stream=None, method="auto"):
+    """The forward pass of ``plan`` on ``backend``: the result allocated (or the caller's
+    ``out=`` used), the operands made C-contiguous in ``plan.dtype``, the implementation
+    chosen by the backend's table (:mod:`fastcorr._select`), the result returned.
 
-    ``x`` and ``weight`` are NCHW-shaped views; ``out`` is the caller's array (any shape with
-    ``plan.out_shape``'s size) or None. Returns the 4-D result.
+    ``x`` and ``weight`` are NCHW-shaped operands as ``backend.read`` returned them; ``out`` is
+    the caller's checked array (any shape with ``plan.out_shape``'s size) or None.
     """
-    if is_device_backend(backend):
-        return backend.run_forward(plan, x, weight, bias, out, stream)
-    result = np.empty(plan.out_shape, dtype=plan.dtype) if out is None else out.reshape(plan.out_shape)
-    if result.size == 0:
-        return result
-    x = np.ascontiguousarray(x, dtype=plan.dtype)
-    weight = np.ascontiguousarray(weight, dtype=plan.dtype)
-    if bias is not None:
-        bias = np.ascontiguousarray(bias, dtype=plan.dtype)
-    backend.forward(x, weight, bias, result, plan)
-    return result
+    call = backend.Call(stream, (x, weight, bias))
+    result = call.output(out, plan.out_shape, plan.dtype)
+    if result.size:
+        x, weight, bias = (call.prepare(a, plan.dtype) for a in (x, weight, bias))
+        impl = backend.TABLES["forward"].select(plan, method, call.operands(x, weight))
+        impl.run(x, weight, bias, result, plan, *getattr(call, "kernel_args", ()))
+    return call.finish(result)
 
 
 class ImageOperands:
@@ -91,19 +72,21 @@ def _reversed(a, flag):
     return a[::-1, ::-1] if flag else a
 
 
-def _image_correlation(in1, in2, mode, boundary, fillvalue, backend, out, stream, *, convolve):
+def _image_correlation(in1, in2, mode, boundary, fillvalue, backend, out, stream, method, *,
+                       convolve):
     backend = resolve(backend, in1, in2, out)
     check_stream(backend, stream)
+    method = v.check_method(method)
     ops = ImageOperands(in1, in2, mode, boundary, fillvalue, convolve=convolve,
-                        read=reader(backend))
-    out = check_out(backend, out, ops.plan.out_shape[2:], ops.plan.dtype, ops.inputs)
-    result = _run(backend, ops.plan, ops.image[None, None], ops.kernel[None, None], None, out,
-                  stream)
+                        read=backend.read)
+    out = backend.check_out(out, ops.plan.out_shape[2:], ops.plan.dtype, ops.inputs)
+    result = run_forward(backend, ops.plan, ops.image[None, None], ops.kernel[None, None], None,
+                         out, stream, method)
     return finish(result[0, 0]) if out is None else out
 
 
-def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None, out=None,
-                stream=None):
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto",
+                backend=None, out=None, stream=None):
     """Cross-correlate two 2-D arrays, as :func:`scipy.signal.correlate2d` does for real input.
 
     ``out[i, j] = sum_{p, q} in1[i + p - o_h, j + q - o_w] * in2[p, q]`` with the offsets
@@ -123,6 +106,13 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=
         Samples outside ``in1``: ``fillvalue``, periodic, or mirrored with the edge repeated.
     fillvalue : float
         The value outside ``in1`` with ``boundary="fill"``.
+    method : {"auto", "direct", "fft"}
+        "direct" sums each output's terms in the taps' order (deterministic; exact up to the
+        rounding of that order); "fft" goes through the Fourier domain (stride 1 only; error
+        bounded relative to ``max|in1| * sum|in2|``: about 1e-7 in float32, 1e-15 in float64;
+        inputs with NaN or infinity are refused); "auto" takes whichever
+        :func:`fastcorr.choose_method` predicts faster (always "direct" for non-finite
+        inputs). :func:`fastcorr.trace` shows which implementation ran.
     backend : {None, "auto", "cpu", "cuda", "reference"}
         Where to compute; None and "auto" follow the data (device arrays go to "cuda").
     out : ndarray or device array, optional
@@ -139,21 +129,21 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=
         device (CuPy in: CuPy out; torch in: torch out; otherwise a Numba device array).
     """
     return _image_correlation(in1, in2, mode, boundary, fillvalue, backend, out, stream,
-                              convolve=False)
+                              method, convolve=False)
 
 
-def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None, out=None,
-               stream=None):
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto",
+               backend=None, out=None, stream=None):
     """Convolve two 2-D arrays, as :func:`scipy.signal.convolve2d` does for real input.
 
     Convolution is correlation with ``in2`` flipped in both axes; ``mode`` centres "same" on
     the full convolution as SciPy does. Arguments and result as in :func:`correlate2d`.
     """
     return _image_correlation(in1, in2, mode, boundary, fillvalue, backend, out, stream,
-                              convolve=True)
+                              method, convolve=True)
 
 
-def corr2d(X, K, *, backend=None, out=None, stream=None):
+def corr2d(X, K, *, method="auto", backend=None, out=None, stream=None):
     """The source material's ``corr2d``: the valid 2-D cross-correlation of ``X`` with ``K``.
 
     Parameters
@@ -172,7 +162,7 @@ def corr2d(X, K, *, backend=None, out=None, stream=None):
     array([[19., 25.],
            [37., 43.]])
     """
-    read = reader(resolve(backend, X, K, out))  # a bad backend is reported first
+    read = resolve(backend, X, K, out).read  # a bad backend is reported first
     shapes = []
     for a, name, what in ((X, "X", "(H, W)"), (K, "K", "(kH, kW)")):
         shape = tuple(read(a, name).shape)
@@ -182,7 +172,7 @@ def corr2d(X, K, *, backend=None, out=None, stream=None):
         shapes.append(shape)
     if any(k > x for x, k in zip(*shapes)):
         raise ValueError(f"K: kernel of shape {shapes[1]} is larger than X of shape {shapes[0]}")
-    return correlate2d(X, K, "valid", backend=backend, out=out, stream=stream)
+    return correlate2d(X, K, "valid", method=method, backend=backend, out=out, stream=stream)
 
 
 class LayerOperands:
@@ -228,7 +218,7 @@ class LayerOperands:
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-           padding_mode="zeros", *, backend=None, out=None, stream=None):
+           padding_mode="zeros", *, method="auto", backend=None, out=None, stream=None):
     """2-D correlation layer with the semantics of :func:`torch.nn.functional.conv2d`.
 
     Parameters
@@ -245,6 +235,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
         Divides ``C_in`` and ``C_out``; ``groups == C_in`` is a depthwise layer.
     padding_mode : {"zeros", "reflect", "replicate", "circular"}
         How the padding is filled, as :class:`torch.nn.Conv2d` fills it.
+    method : {"auto", "direct", "fft"}
+        As in :func:`correlate2d` (the FFT needs stride 1; dilation is a dilated kernel).
     backend : {None, "auto", "cpu", "cuda", "reference"}
         Where to compute; None and "auto" follow the data (device arrays go to "cuda").
     out : ndarray or device array, optional
@@ -261,9 +253,66 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     """
     backend = resolve(backend, input, weight, bias, out)
     check_stream(backend, stream)
+    method = v.check_method(method)
     ops = LayerOperands(input, weight, bias, stride, padding, dilation, groups, padding_mode,
-                        read=reader(backend))
+                        read=backend.read)
     out_shape = ops.plan.out_shape[1:] if ops.unbatched else ops.plan.out_shape
-    out = check_out(backend, out, out_shape, ops.plan.dtype, ops.arrays)
-    result = _run(backend, ops.plan, ops.batched(ops.input), ops.weight, ops.bias, out, stream)
+    out = backend.check_out(out, out_shape, ops.plan.dtype, ops.arrays)
+    result = run_forward(backend, ops.plan, ops.batched(ops.input), ops.weight, ops.bias, out,
+                         stream, method)
     return finish(ops.unbatch(result)) if out is None else out
+
+
+def choose_method(in1, in2, mode="full", *, measure=False, backend=None):
+    """The method ``method="auto"`` uses for ``correlate2d(in1, in2, mode)``: "direct" or
+    "fft", as :func:`scipy.signal.choose_conv_method` answers for SciPy.
+
+    Parameters
+    ----------
+    in1, in2 : array_like, shape (H, W) and (kH, kW)
+        As in :func:`correlate2d` (their values matter: inputs with NaN or infinity are
+        always computed directly).
+    mode : {"full", "valid", "same"}
+    measure : bool
+        Time both methods on these inputs (medians of a few calls, after one untimed call of
+        each) and answer with the faster, instead of the prediction of the cost model
+        (:mod:`fastcorr.cpu.cost`).
+    backend : {None, "auto", "cpu", "cuda", "reference"}
+
+    Returns
+    -------
+    method : str
+        "direct" or "fft".
+    times : dict
+        Only with ``measure=True``: seconds per call of each method.
+
+    Examples
+    --------
+    >>> import numpy as np, fastcorr
+    >>> fastcorr.choose_method(np.ones((64, 64)), np.ones((3, 3)))
+    'direct'
+    >>> fastcorr.choose_method(np.ones((2048, 2048)), np.ones((63, 63)), "same")
+    'fft'
+    """
+    resolved = resolve(backend, in1, in2)
+    ops = ImageOperands(in1, in2, mode, "fill", 0, convolve=False, read=resolved.read)
+    table = resolved.TABLES["forward"]
+    call = resolved.Call(None, ops.inputs)
+    if not measure:
+        operands = call.operands(ops.image, ops.kernel)
+        return table.select(ops.plan, "auto", operands).method
+    import time
+
+    times = {}
+    for method in ("direct", "fft"):
+        try:
+            correlate2d(in1, in2, mode, method=method, backend=backend)
+        except ValueError:  # the backend (or the inputs) cannot take this method
+            continue
+        samples = []
+        for _ in range(3):
+            start = time.perf_counter()
+            correlate2d(in1, in2, mode, method=method, backend=backend)
+            samples.append(time.perf_counter() - start)
+        times[method] = sorted(samples)[1]
+    return min(times, key=times.get), times

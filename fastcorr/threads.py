@@ -1,139 +1,125 @@
-"""How many threads fastcorr's CPU kernels use, and NumPy's BLAS with them.
+"""How many threads fastcorr's CPU kernels use.
 
-The CPU backend runs Numba parallel kernels and, for dense layers, NumPy's matrix products
-(OpenBLAS). The two never run at the same time, so each may use every core; but a program that
-limits one must limit both, or the other still takes every core. :func:`set_num_threads` and
-:func:`num_threads` set both. Numba's pool has ``NUMBA_NUM_THREADS`` threads (by default one
-per core): that is the most either function accepts.
+fastcorr runs its CPU kernels on a thread pool of its own (:mod:`fastcorr.cpu._pool`), not on
+Numba's threading layer, so that it is safe whatever the process does around it: a forked
+child (``multiprocessing``, torch's DataLoader workers) computes as its parent did, calls from
+many Python threads at once never abort or deadlock, and no OpenMP thread is left spinning on
+the cores NumPy's BLAS needs next.
 
-Like :func:`numba.set_num_threads`, the setting belongs to the calling thread for the Numba
-kernels; OpenBLAS has a single, process-wide setting.
+- :func:`set_num_threads` sets the number for the whole process (every thread that has not
+  chosen its own);
+- ``with num_threads(n):`` sets it for the calling thread only, until the block ends; other
+  threads are not affected, and contexts entered and left in any order restore exactly what
+  their own thread had.
+
+Neither touches NumPy's BLAS, whose thread count belongs to the program (``threadpoolctl``
+sets it): dense layers multiply through NumPy's ``matmul`` at whatever count BLAS has, and
+fastcorr never changes it, so no other thread's matrix products change behind its back.
+
+The most threads fastcorr uses is :func:`max_threads`: ``FASTCORR_NUM_THREADS`` if set, else
+``NUMBA_NUM_THREADS`` if set, else the number of cores this process may run on.
 """
 
 import contextlib
-import ctypes
-import functools
+import os
 import threading
-from pathlib import Path
 
-_OPENBLAS_SYMBOLS = (  # NumPy's own wheels (scipy-openblas, 64-bit ints), then plain OpenBLAS
-    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
-    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
-    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
-    ("openblas_set_num_threads", "openblas_get_num_threads"),
-)
+_local = threading.local()
+_process_default = None
 
 
-@functools.lru_cache(maxsize=None)
-def _openblas():
-    """``(set, get)`` of the OpenBLAS that NumPy loaded, or None when it cannot be found."""
-    import numpy as np
-
-    root = Path(np.__file__).parent
-    candidates = []  # the copy bundled in NumPy's wheels, else one linked into the process
-    for folder in (root.parent / "numpy.libs", root / ".dylibs"):
-        candidates += sorted(folder.glob("*openblas*"))
-    for path in candidates + [None]:
-        try:
-            lib = ctypes.CDLL(None if path is None else str(path))
-        except OSError:
-            continue
-        for set_name, get_name in _OPENBLAS_SYMBOLS:
-            if hasattr(lib, set_name) and hasattr(lib, get_name):
-                setter, getter = getattr(lib, set_name), getattr(lib, get_name)
-                setter.argtypes, setter.restype = [ctypes.c_int], None
-                getter.argtypes, getter.restype = [], ctypes.c_int
-                return setter, getter
-    return None
+def _read_count(name):
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}") from None
+    if count < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return count
 
 
 def max_threads():
-    """The size of Numba's thread pool: ``NUMBA_NUM_THREADS``, by default the number of cores."""
-    import numba
-
-    return numba.config.NUMBA_NUM_THREADS
+    """The most threads fastcorr uses: ``FASTCORR_NUM_THREADS``, else ``NUMBA_NUM_THREADS``,
+    else the cores this process may run on."""
+    for name in ("FASTCORR_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        count = _read_count(name)
+        if count is not None:
+            return count
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def get_num_threads():
-    """The number of threads the CPU kernels use now (in the calling thread)."""
-    import numba
+    """The number of threads fastcorr's CPU kernels use in the calling thread now."""
+    local = getattr(_local, "count", None)
+    if local is not None:
+        return local
+    return _process_default if _process_default is not None else max_threads()
 
-    return numba.get_num_threads()
 
-
-def blas_threads():
-    """The number of threads NumPy's OpenBLAS uses now, or None when it cannot be found."""
-    blas = _openblas()
-    return None if blas is None else blas[1]()
+def _check_count(n):
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n: expected an int, got {n!r}")
+    top = max_threads()
+    if not 1 <= n <= top:
+        raise ValueError(f"n: expected 1 to {top} threads (max_threads(): FASTCORR_NUM_THREADS, "
+                         f"NUMBA_NUM_THREADS or the cores available), got {n}")
+    return n
 
 
 def set_num_threads(n):
-    """Use ``n`` threads in the CPU kernels and in NumPy's BLAS.
+    """Use ``n`` threads in fastcorr's CPU kernels, in every thread of the process that has no
+    :func:`num_threads` context of its own.
 
     Parameters
     ----------
     n : int
         From 1 to :func:`max_threads`.
-    """
-    import numba
 
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"n: expected an int, got {n!r}")
-    if not 1 <= n <= max_threads():
-        raise ValueError(f"n: expected 1 to {max_threads()} threads (NUMBA_NUM_THREADS), got {n}")
-    numba.set_num_threads(n)
-    blas = _openblas()
-    if blas is not None:
-        blas[0](n)
+    Examples
+    --------
+    >>> import fastcorr
+    >>> fastcorr.set_num_threads(1)
+    >>> fastcorr.get_num_threads()
+    1
+    >>> fastcorr.set_num_threads(fastcorr.threads.max_threads())
+    """
+    global _process_default
+    _process_default = _check_count(n)
 
 
 @contextlib.contextmanager
 def num_threads(n):
-    """A context in which the CPU kernels and NumPy's BLAS use ``n`` threads; the previous
-    numbers are restored on leaving it.
+    """A block in which the calling thread's fastcorr calls use ``n`` threads; the thread's
+    previous setting is restored when the block ends (other threads are never affected).
 
     Examples
     --------
+    >>> import numpy as np, fastcorr
     >>> with fastcorr.num_threads(1):
-    ...     y = fastcorr.conv2d(x, w)
+    ...     y = fastcorr.correlate2d(np.ones((64, 64)), np.ones((3, 3)), "same")
+    >>> y.shape
+    (64, 64)
     """
-    import numba
-
-    previous, previous_blas = numba.get_num_threads(), blas_threads()
-    set_num_threads(n)
+    count = _check_count(n)
+    previous = getattr(_local, "count", None)
+    _local.count = count
     try:
         yield
     finally:
-        numba.set_num_threads(previous)
-        if previous_blas is not None:
-            _openblas()[0](previous_blas)
+        _local.count = previous
 
 
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_saved = None
-
-
-@contextlib.contextmanager
-def single_threaded_blas():
-    """A context in which NumPy's OpenBLAS runs each call on the calling thread alone, for
-    code that runs several BLAS calls side by side on threads of its own; the previous
-    number is restored when the last such context (of any thread) ends. Does nothing where
-    OpenBLAS cannot be found (see :func:`blas_threads`)."""
-    global _blas_users, _blas_saved
-    blas = _openblas()
-    if blas is None:
-        yield
-        return
-    with _blas_lock:
-        if _blas_users == 0:
-            _blas_saved = blas[1]()
-            blas[0](1)
-        _blas_users += 1
+def blas_info():
+    """What ``threadpoolctl`` reports about the BLAS libraries loaded (their threads), or None
+    when threadpoolctl is not installed. Informational: fastcorr never changes them."""
     try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                blas[0](_blas_saved)
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    return [entry for entry in threadpool_info() if entry.get("user_api") == "blas"]

@@ -80,11 +80,13 @@ def test_info_subprocess():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert re.search(rf"^numba\s+{re.escape(numba.__version__)}\s*$", out, re.MULTILINE), out
-    layer = re.search(r"^threading layer\s+(\S+)\s*$", out, re.MULTILINE)
-    assert layer, out
-    assert layer.group(1) in {"omp", "tbb", "workqueue"}
     assert re.search(r"^fastcorr\s+0\.1\.0\s*$", out, re.MULTILINE)
-    assert re.search(r"^threads\s+[1-9]\d*\s*$", out, re.MULTILINE)
+    assert re.search(r"^threads\s+[1-9]\d* of [1-9]\d* ", out, re.MULTILINE)
+    assert re.search(r"^cpu\s+\S", out, re.MULTILINE)
+    assert re.search(r"^numba target\s+\S+ \((AVX-512|AVX2|SSE|.+)\)", out, re.MULTILINE)
+    from fastcorr.cpu._jit import cache_location
+
+    assert re.search(rf"^kernel cache\s+{re.escape(cache_location())}\s*$", out, re.MULTILINE)
     assert re.search(r"^cuda\s+\S", out, re.MULTILINE)
 
 

@@ -19,72 +19,37 @@ from hypothesis import strategies as st
 
 import fastcorr
 from fastcorr import config
+from helpers import assert_within, forced, torch_conv2d
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 DTYPES = (np.float32, np.float64)
 
 
-# The CPU backend picks a loop by layer shape (im2col + BLAS, unrolled planes or rows, general
-# rows); small layers mostly take one of them, so the tunables in fastcorr.config are also set
-# to force each.
-CPU_PATHS = {
-    "cpu": {},  # the backend's own choice
-    "cpu-gemm": dict(CPU_GEMM_MIN_DEPTH=1, CPU_GEMM_MIN_OUT_CHANNELS=1,
-                     CPU_IM2COL_BLOCK_ELEMENTS=1),  # im2col + BLAS, one output row a block
-    "cpu-rows": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_UNROLL_MAX_TAPS=0),
-    "cpu-unrolled-rows": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_PLANE_MAX_ELEMENTS=0),
-    "cpu-unrolled-planes": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_PLANE_MAX_ELEMENTS=10**9),
-}
-BACKENDS = ("reference",) + tuple(CPU_PATHS)
+# Each direct CPU forward implementation forced in turn (plans it cannot compute take the
+# usual choice; tests/test_implementations.py proves each runs on the plans it supports).
+CPU_PATHS = ("cpu",) + tuple(f"cpu:{name}" for name in ("rows", "taps", "gemm"))
+BACKENDS = ("reference",) + CPU_PATHS
 
 
 @contextlib.contextmanager
 def cpu_path(name):
-    """Force the CPU path ``name`` (a key of CPU_PATHS, or "reference"); yields the backend."""
-    settings_ = CPU_PATHS.get(name, {})
-    saved = {key: getattr(config, key) for key in settings_}
-    try:
-        for key, value in settings_.items():
-            setattr(config, key, value)
-        yield "reference" if name == "reference" else "cpu"
-    finally:
-        for key, value in saved.items():
-            setattr(config, key, value)
+    """Force the CPU implementation of ``name`` ("cpu:<implementation>", or "cpu" and
+    "reference" as they are); yields the backend to pass."""
+    if not name.startswith("cpu:"):
+        yield name
+        return
+    with forced("cpu", "forward", name[4:], require_run=False):
+        yield "cpu"
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    """The backend to pass: "reference", or "cpu" with one of the CPU_PATHS forced."""
+    """The backend to pass: "reference", or "cpu" with one of its implementations forced."""
     with cpu_path(request.param) as name:
         yield name
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def torch_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
-    """``torch.nn.Conv2d(..., padding_mode=...)`` in float64 with ``w`` and ``b`` copied in."""
-    x = torch.from_numpy(np.array(x, dtype=np.float64))
-    w = np.array(w, dtype=np.float64)
-    conv = torch.nn.Conv2d(
-        x.shape[-3], w.shape[0], kernel_size=tuple(w.shape[2:]), stride=stride, padding=padding,
-        dilation=dilation, groups=groups, bias=b is not None, padding_mode=padding_mode,
-        dtype=torch.float64,
-    )
-    threads = torch.get_num_threads()
-    # One thread: these convolutions are tiny, and torch's thread pool waking up beside
-    # Numba's costs far more than the work.
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            # torch warns that "same" with an even kernel needs a padded copy: not our concern.
-            warnings.simplefilter("ignore", UserWarning)
-            conv.weight.copy_(torch.from_numpy(w))
-            if b is not None:
-                conv.bias.copy_(torch.from_numpy(np.array(b, dtype=np.float64)))
-            return conv(x).numpy()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def error_bound(x, w, b, dtype, **kwargs):
@@ -93,21 +58,6 @@ def error_bound(x, w, b, dtype, **kwargs):
                              None if b is None else np.abs(np.asarray(b, np.float64)), **kwargs)
     terms = int(np.prod(np.shape(w)[1:])) + (b is not None)
     return (terms + 2) * np.finfo(dtype).eps * magnitude
-
-
-def assert_within(got, expected, bound, what=""):
-    got = np.asarray(got)
-    assert got.shape == expected.shape, f"{what}: shape {got.shape} != {expected.shape}"
-    err = np.abs(got.astype(np.float64) - expected)
-    ok = err <= bound
-    if not ok.all():
-        idx = tuple(int(i) for i in np.argwhere(~ok)[0])
-        ratio = np.max(err / np.maximum(bound, np.finfo(np.float64).tiny))
-        raise AssertionError(
-            f"{what}: {int((~ok).sum())} of {ok.size} elements outside the error bound; first at "
-            f"{idx}: got {got[idx]!r}, expected {expected[idx]!r}, bound {bound[idx]:.3g}; "
-            f"max err/bound {ratio:.3g}"
-        )
 
 
 def check_against_torch(x, w, b, dtype, backend, **kwargs):
@@ -340,7 +290,7 @@ def test_property_cpu_matches_reference(config_):
 # --------------------------------------------------------------------------- larger cpu-only cases
 
 
-@pytest.mark.parametrize("path", ["cpu", "cpu-rows", "cpu-gemm"])
+@pytest.mark.parametrize("path", ["cpu", "cpu:rows", "cpu:gemm"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("c_out, groups", [(24, 1), (13, 1), (20, 2), (8, 4)],
                          ids=["dense_24", "dense_13", "groups2_cout_g10", "groups4_cout_g2"])
@@ -358,7 +308,7 @@ def test_dense_matches_torch(c_out, groups, dtype, path):
 def test_output_channel_block_size_does_not_matter(block, monkeypatch):
     """The blocking tunable only reorganises the rows kernel: any block gives torch's result."""
     monkeypatch.setattr(config, "CPU_OUT_CHANNEL_BLOCK", block)
-    with cpu_path("cpu-rows"):
+    with cpu_path("cpu:rows"):
         x, w, b = make_operands(22, (2, 6, 9, 8), (13, 6, 3, 3), bias=True)
         check_against_torch(x, w, b, np.float64, "cpu", padding=1)
         x, w, b = make_operands(23, (2, 6, 9, 8), (14, 3, 3, 3), bias=True)
@@ -366,7 +316,7 @@ def test_output_channel_block_size_does_not_matter(block, monkeypatch):
                             groups=2, stride=(2, 1))
 
 
-@pytest.mark.parametrize("path", ["cpu", "cpu-planes", "cpu-rows"])
+@pytest.mark.parametrize("path", ["cpu", "cpu:taps", "cpu:rows"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("multiplier", [1, 2])
 @pytest.mark.parametrize("kwargs", [

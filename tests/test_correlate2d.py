@@ -28,6 +28,7 @@ from hypothesis.extra import numpy as hnp
 signal = pytest.importorskip("scipy.signal")
 
 import fastcorr  # noqa: E402
+from helpers import assert_within  # noqa: E402
 
 MODES = ("full", "same", "valid")
 BOUNDARIES = ("fill", "wrap", "symm")
@@ -87,21 +88,6 @@ def _tolerance(op, x, k, mode, boundary, fillvalue, dtype):
     n = _n_terms(np.shape(x), np.shape(k), mode)
     info = np.finfo(dtype)
     return (n + 1) * float(info.eps) * bound + n * float(info.tiny)
-
-
-def assert_within(actual, expected, tol, what=""):
-    """``|actual - expected| <= tol`` elementwise, with the same shape; NaN-free inputs."""
-    actual = np.asarray(actual)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    err = np.abs(actual.astype(np.float64) - expected)
-    bad = ~(err <= tol)
-    if bad.any():
-        idx = tuple(np.argwhere(bad)[0])
-        raise AssertionError(
-            f"{what}: {bad.sum()} of {bad.size} elements out of tolerance; first at {idx}: "
-            f"got {actual[idx]!r}, expected {expected[idx]!r}, |diff| {err[idx]:.3e} > "
-            f"tol {tol[idx]:.3e}"
-        )
 
 
 def _call(op, x, k, mode="full", boundary="fill", fillvalue=0, **kw):

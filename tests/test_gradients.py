@@ -24,31 +24,37 @@ import pytest
 import torch
 
 import fastcorr
-from fastcorr import config
+from fastcorr import _select, config
+from helpers import assert_within
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 EPS64 = np.finfo(np.float64).eps
 
-# CPU paths forced through the tunables (see tests/test_cpu_paths.py). The backward of the CPU
-# backend has two implementations: im2col/col2im + BLAS ("gemm") and the gather kernels
-# (grad_input_planes with grad_weight_planes or grad_weight_rows, "direct" and "direct-rows");
-# the weight-gradient chunking is made small so that several chunks are summed.
+# CPU implementations forced by name (plans one cannot compute take the usual choice; the
+# tests of tests/test_implementations.py prove each runs where it can): im2col/col2im + BLAS
+# ("gemm", also with blocks of a few rows), the depthwise kernels ("direct": "taps" input
+# gradient, "planes" weight gradient) and the general ones ("direct-rows"); the weight
+# gradient's chunks are made small so that several chunks are summed.
 PATHS = {
-    "gemm": dict(CPU_GEMM_MIN_DEPTH=1, CPU_GEMM_MIN_OUT_CHANNELS=1, CPU_IM2COL_BLOCK_ELEMENTS=1),
-    "gemm-blocks": dict(CPU_GEMM_MIN_DEPTH=1, CPU_GEMM_MIN_OUT_CHANNELS=1,
-                        CPU_IM2COL_BLOCK_ELEMENTS=500),  # blocks of a few rows
-    "direct": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_GRAD_WEIGHT_CHUNK_ROWS=3,
-                   CPU_GRAD_WEIGHT_CHUNK_PLANES=1),  # depthwise: the plane kernels
-    "direct-rows": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_GRAD_WEIGHT_CHUNK_ROWS=3,
-                        CPU_PLANE_MAX_ELEMENTS=0),  # depthwise too: the row kernels
-    "auto": {},  # the backend's own choice
+    "gemm": ({}, dict(grad_input="gemm", grad_weight="gemm")),
+    "gemm-blocks": (dict(CPU_IM2COL_BLOCK_ELEMENTS=500),
+                    dict(grad_input="gemm", grad_weight="gemm")),
+    "direct": (dict(CPU_GRAD_WEIGHT_CHUNK_ROWS=3, CPU_GRAD_WEIGHT_CHUNK_PLANES=1),
+               dict(grad_input="taps", grad_weight="planes")),
+    "direct-rows": (dict(CPU_GRAD_WEIGHT_CHUNK_ROWS=3),
+                    dict(grad_input="scatter", grad_weight="rows")),
+    "auto": ({}, {}),  # the backend's own choice
 }
 
 
 def use_path(monkeypatch, name):
-    """Force CPU path ``name`` (or "reference"); returns the backend argument."""
-    for key, value in PATHS.get(name, {}).items():
+    """Force CPU path ``name`` (or "reference") for the test; returns the backend argument."""
+    settings_, names = PATHS.get(name, ({}, {}))
+    for key, value in settings_.items():
         monkeypatch.setattr(config, key, value)
+    if names:
+        forced_names = {("cpu", op): (impl, False) for op, impl in names.items()}
+        monkeypatch.setattr(_select._local, "forced", forced_names, raising=False)
     return "reference" if name == "reference" else "cpu"
 
 
@@ -114,20 +120,6 @@ def grad_bounds(x, w, g, dtype, **kwargs):
     mags = torch_grads(np.abs(x), np.abs(w), np.abs(g), **kwargs)
     eps = np.finfo(dtype).eps + EPS64
     return [eps * (c + 1) * m for c, m in zip(counts, mags)]
-
-
-def assert_within(got, expected, bound, what=""):
-    assert got is not None, f"{what}: got None"
-    got = np.asarray(got)
-    assert got.shape == expected.shape, f"{what}: shape {got.shape} != {expected.shape}"
-    err = np.abs(got.astype(np.float64) - expected)
-    ok = err <= bound
-    if not ok.all():
-        idx = tuple(int(i) for i in np.argwhere(~ok)[0])
-        raise AssertionError(
-            f"{what}: {int((~ok).sum())} of {ok.size} elements outside the error bound; first at "
-            f"{idx}: got {got[idx]!r}, expected {expected[idx]!r}, bound {bound[idx]:.3g}"
-        )
 
 
 # --------------------------------------------------------------------------- random layers
@@ -655,13 +647,12 @@ def test_wrap_symm_copies_receive_gradient():
 
 DETERMINISM_SCRIPT = textwrap.dedent("""
     import sys
-    import numba
     import numpy as np
     import fastcorr
-    from fastcorr import config
+    from fastcorr import _select, config
 
     out_dir, threads = sys.argv[1], int(sys.argv[2])
-    assert numba.get_num_threads() == threads, numba.get_num_threads()
+    assert fastcorr.get_num_threads() == threads, fastcorr.get_num_threads()
     rng = np.random.default_rng(2024)
     dense = (rng.standard_normal((4, 16, 20, 20)), rng.standard_normal((16, 16, 3, 3)),
              rng.standard_normal((4, 16, 20, 20)))
@@ -670,20 +661,21 @@ DETERMINISM_SCRIPT = textwrap.dedent("""
     image = (rng.standard_normal((300, 300)), rng.standard_normal((5, 4)),
              rng.standard_normal((304, 303)))
     defaults = {k: getattr(config, k) for k in dir(config) if k.isupper()}
-    paths = {
-        "gemm": dict(CPU_GEMM_MIN_DEPTH=1, CPU_GEMM_MIN_OUT_CHANNELS=1,
-                     CPU_IM2COL_BLOCK_ELEMENTS=4000),
-        "direct": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_GRAD_WEIGHT_CHUNK_ROWS=7,
-                       CPU_GRAD_WEIGHT_CHUNK_PLANES=3),
-        "direct-rows": dict(CPU_GEMM_MIN_DEPTH=10**9, CPU_GRAD_WEIGHT_CHUNK_ROWS=7,
-                            CPU_PLANE_MAX_ELEMENTS=0),
-        "auto": {},
+    paths = {  # (tunables, forced implementations)
+        "gemm": (dict(CPU_IM2COL_BLOCK_ELEMENTS=4000),
+                 dict(grad_input="gemm", grad_weight="gemm")),
+        "direct": (dict(CPU_GRAD_WEIGHT_CHUNK_ROWS=7, CPU_GRAD_WEIGHT_CHUNK_PLANES=3),
+                   dict(grad_input="taps", grad_weight="planes")),
+        "direct-rows": (dict(CPU_GRAD_WEIGHT_CHUNK_ROWS=7),
+                        dict(grad_input="scatter", grad_weight="rows")),
+        "auto": ({}, {}),
     }
-    for path, settings in paths.items():
+    for path, (settings, names) in paths.items():
         for k, v in defaults.items():
             setattr(config, k, v)
         for k, v in settings.items():
             setattr(config, k, v)
+        _select._local.forced = {("cpu", op): (impl, False) for op, impl in names.items()}
         for dtype in (np.float64, np.float32):
             x, w, g = (a.astype(dtype) for a in dense)
             res = fastcorr.conv2d_backward(g, x, w, padding=1, padding_mode="reflect")

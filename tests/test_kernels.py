@@ -7,12 +7,7 @@ import pytest
 
 import fastcorr
 from fastcorr import kernels
-
-
-def edge_image():
-    X = np.ones((6, 8))
-    X[:, 2:6] = 0.0
-    return X
+from helpers import edge_image
 
 
 def valid(x, k):

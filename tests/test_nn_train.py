@@ -13,14 +13,9 @@ import torch
 
 import fastcorr
 from fastcorr import nn, train
+from helpers import edge_image
 
 SEEDS = range(5)
-
-
-def edge_image():
-    X = np.ones((6, 8))
-    X[:, 2:6] = 0.0
-    return X
 
 
 def to_torch_layer(layer, **options):

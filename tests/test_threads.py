@@ -1,30 +1,102 @@
-"""Thread control: fastcorr.set_num_threads / num_threads set Numba's and BLAS's threads."""
+"""Threads: fastcorr's own pool, thread-local settings, forked and spawned children, many
+calling threads at once under every Numba threading layer, and BLAS left alone."""
 
 import os
 import subprocess
 import sys
+import threading
 
-import numba
 import numpy as np
 import pytest
 
 import fastcorr
 from fastcorr import threads
+from fastcorr.cpu import _pool
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_set_num_threads_sets_numba_and_blas_and_the_context_restores_both():
-    before, before_blas = fastcorr.get_num_threads(), threads.blas_threads()
-    with fastcorr.num_threads(1):
-        assert fastcorr.get_num_threads() == numba.get_num_threads() == 1
-        if before_blas is not None:
-            assert threads.blas_threads() == 1
-    assert fastcorr.get_num_threads() == before
-    assert threads.blas_threads() == before_blas
+def run_python(code, timeout=300, **env):
+    """Run ``code`` as a script of its own (spawned children re-import it) in a new process."""
+    import tempfile
+
+    environment = dict(os.environ, **env)
+    environment["PYTHONPATH"] = os.pathsep.join(
+        p for p in (REPO_ROOT, environment.get("PYTHONPATH")) if p)
+    with tempfile.TemporaryDirectory() as folder:
+        script = os.path.join(folder, "script.py")
+        with open(script, "w") as f:
+            f.write(code)
+        return subprocess.run([sys.executable, script], env=environment, capture_output=True,
+                              text=True, timeout=timeout, cwd=REPO_ROOT)
 
 
-def test_numpy_blas_is_found_on_numpy_wheels():
-    # NumPy's wheels bundle OpenBLAS; if this fails, BLAS threads are not being controlled
-    assert threads.blas_threads() is not None
+def test_the_context_sets_the_calling_thread_only_and_restores_it():
+    before = fastcorr.get_num_threads()
+    seen = {}
+    entered, release = threading.Event(), threading.Event()
+
+    def other():
+        with fastcorr.num_threads(1):
+            seen["inside"] = fastcorr.get_num_threads()
+            entered.set()
+            release.wait(10)
+        seen["after"] = fastcorr.get_num_threads()
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    entered.wait(10)
+    assert fastcorr.get_num_threads() == before  # the other thread's context is its own
+    release.set()
+    worker.join()
+    assert seen == {"inside": 1, "after": before}
+
+
+def test_contexts_left_in_any_order_restore_their_own_thread():
+    """Thread A enters num_threads(1), B enters, A leaves, B leaves: each thread ends with what
+    it had (the reported leak left the count at 1 for everyone)."""
+    top = threads.max_threads()
+    steps = [threading.Event() for _ in range(4)]
+    after = {}
+
+    def a():
+        with fastcorr.num_threads(1):
+            steps[0].set()
+            steps[1].wait(10)
+        after["a"] = fastcorr.get_num_threads()
+        steps[2].set()
+
+    def b():
+        steps[0].wait(10)
+        with fastcorr.num_threads(min(2, top)):
+            steps[1].set()
+            steps[2].wait(10)
+        after["b"] = fastcorr.get_num_threads()
+
+    workers = [threading.Thread(target=f) for f in (a, b)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert after == {"a": top, "b": top}
+    assert fastcorr.get_num_threads() == top
+
+
+def test_set_num_threads_is_the_process_default_and_contexts_override_it():
+    top = threads.max_threads()
+    try:
+        fastcorr.set_num_threads(1)
+        assert fastcorr.get_num_threads() == 1
+        with fastcorr.num_threads(top):
+            assert fastcorr.get_num_threads() == top
+        assert fastcorr.get_num_threads() == 1
+        got = []
+        worker = threading.Thread(target=lambda: got.append(fastcorr.get_num_threads()))
+        worker.start()
+        worker.join()
+        assert got == [1]
+    finally:
+        fastcorr.set_num_threads(top)
 
 
 def test_the_context_restores_after_an_error():
@@ -41,123 +113,158 @@ def test_bad_thread_counts(bad, error):
     before = fastcorr.get_num_threads()
     with pytest.raises(error, match="n: expected"):
         fastcorr.set_num_threads(bad)
+    with pytest.raises(error, match="n: expected"):
+        with fastcorr.num_threads(bad):
+            pass
     assert fastcorr.get_num_threads() == before
 
 
-def test_results_do_not_depend_on_the_thread_count():
-    rng = np.random.default_rng(0)
-    image = rng.standard_normal((40, 33)).astype(np.float32)
-    x = rng.standard_normal((2, 8, 9, 9)).astype(np.float32)
-    w = rng.standard_normal((6, 8, 3, 3)).astype(np.float32)
-    results = []
-    for n in sorted({1, threads.max_threads()}):
-        with fastcorr.num_threads(n):
-            results.append((fastcorr.correlate2d(image, image[:5, :4], "same"),
-                            fastcorr.conv2d(x, w, padding=1)))
-    for got in results[1:]:
-        for a, b in zip(results[0], got):
-            np.testing.assert_array_equal(a, b)
-
-
-def test_numba_num_threads_bounds_the_choice():
+@pytest.mark.parametrize("variable", ["FASTCORR_NUM_THREADS", "NUMBA_NUM_THREADS"])
+def test_the_environment_bounds_the_thread_count(variable):
     code = ("import fastcorr; assert fastcorr.threads.max_threads() == 1\n"
             "fastcorr.set_num_threads(1)\n"
             "try:\n    fastcorr.set_num_threads(2)\nexcept ValueError as e:\n"
-            "    assert 'NUMBA_NUM_THREADS' in str(e)\nelse:\n    raise SystemExit('no error')\n")
-    env = dict(os.environ, NUMBA_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+            "    assert 'max_threads' in str(e)\nelse:\n    raise SystemExit('no error')\n")
+    done = run_python(code, **{variable: "1"})
     assert done.returncode == 0, done.stderr
 
 
-def test_dense_layers_share_blocks_between_threads_and_leave_blas_as_it_was(monkeypatch):
-    # dense layers hold BLAS to one thread a call while their own threads share the blocks
-    import threading
+def _workloads(rng):
+    """One call of each kind of kernel: image, depthwise, dense forward and gradients."""
+    image = rng.standard_normal((97, 130)).astype(np.float32)
+    x_dw = rng.standard_normal((3, 6, 21, 19)).astype(np.float32)
+    w_dw = rng.standard_normal((6, 1, 5, 5)).astype(np.float32)
+    x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((24, 16, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((2, 24, 12, 12)).astype(np.float32)
 
-    from fastcorr.cpu import gemm
+    def run():
+        return (fastcorr.correlate2d(image, image[:7, :9], "same", "symm"),
+                fastcorr.correlate2d(image, image[:15, :15], "same", method="fft"),
+                fastcorr.conv2d(x_dw, w_dw, padding=2, groups=6),
+                *fastcorr.conv2d_backward(np.ones((3, 6, 21, 19), np.float32), x_dw, w_dw,
+                                          padding=2, groups=6),
+                fastcorr.conv2d(x, w, padding=1),
+                *fastcorr.conv2d_backward(g, x, w, padding=1))
 
-    seen = set()
-    original = gemm.im2col_rows
-
-    def recording(*args):
-        seen.add(threading.current_thread().name)
-        original(*args)
-
-    monkeypatch.setattr(gemm, "im2col_rows", recording)
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((4, 16, 8, 8)).astype(np.float32)
-    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
-    before = threads.blas_threads()
-    y = fastcorr.conv2d(x, w)
-    fastcorr.conv2d_backward(np.ones_like(y), x, w)
-    assert threads.blas_threads() == before
-    if fastcorr.get_num_threads() > 1 and before is not None:
-        assert len(seen) > 1 and all(name.startswith("fastcorr-gemm") for name in seen)
-    expected = fastcorr.conv2d(x.astype(np.float64), w.astype(np.float64), backend="reference")
-    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+    return run
 
 
-def test_single_threaded_blas_nests_and_restores_once_the_last_user_leaves():
-    before = threads.blas_threads()
-    if before is None:
-        pytest.skip("NumPy's BLAS is not an OpenBLAS fastcorr can find")
-    with threads.single_threaded_blas():
-        assert threads.blas_threads() == 1
-        with threads.single_threaded_blas():
-            assert threads.blas_threads() == 1
-        assert threads.blas_threads() == 1
-    assert threads.blas_threads() == before
-
-
-def test_an_error_in_a_gemm_thread_reaches_the_caller(monkeypatch):
-    from fastcorr.cpu import gemm
-
-    def broken(*args):
-        raise RuntimeError("gather failed")
-
-    monkeypatch.setattr(gemm, "im2col_rows", broken)
-    x = np.ones((4, 16, 8, 8), dtype=np.float32)
-    w = np.ones((32, 16, 3, 3), dtype=np.float32)
-    before = threads.blas_threads()
-    with pytest.raises(RuntimeError, match="gather failed"):
-        fastcorr.conv2d(x, w)
-    assert threads.blas_threads() == before
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_dense_layers_run_in_a_forked_child_after_the_parent_used_its_threads():
-    # the child inherits the parent's gemm thread pool object but none of its threads
-    code = (
-        "import multiprocessing as mp, numpy as np, fastcorr\n"
-        "x = np.ones((4, 16, 8, 8), np.float32); w = np.ones((32, 16, 3, 3), np.float32)\n"
-        "fastcorr.conv2d(x, w)\n"
-        "def child(_):\n    return float(fastcorr.conv2d(x, w).sum())\n"
-        "if __name__ == '__main__':\n"
-        "    with mp.get_context('fork').Pool(1) as pool:\n"
-        "        print(pool.map(child, [0])[0])\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert float(done.stdout) == 4 * 32 * 6 * 6 * 16 * 9
-
-
-@pytest.mark.parametrize("shape, weight_shape, kwargs", [
-    ((1, 16, 22, 22), (128, 16, 1, 1), {}),  # one block: a single thread does the work
-    ((1, 3, 40, 40), (64, 3, 7, 7), dict(stride=2, padding=3)),
-    ((3, 8, 12, 12), (16, 4, 3, 3), dict(padding=1, groups=2)),
-])
-def test_dense_results_do_not_depend_on_the_thread_count(shape, weight_shape, kwargs):
-    # OpenBLAS's sums differ in the last bits between one and two BLAS threads: the dense
-    # path must hold BLAS to one thread even where it keeps only one thread busy
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal(shape).astype(np.float32)
-    w = rng.standard_normal(weight_shape).astype(np.float32)
+def test_results_do_not_depend_on_the_thread_count():
+    run = _workloads(np.random.default_rng(0))
     results = []
     for n in sorted({1, threads.max_threads()}):
         with fastcorr.num_threads(n):
-            y = fastcorr.conv2d(x, w, **kwargs)
-            g = rng.standard_normal(y.shape).astype(np.float32) if not results else results[0][3]
-            gx, gw, gb = fastcorr.conv2d_backward(g, x, w, **kwargs)
-            results.append((y, gx, gw, g))
+            results.append(run())
     for got in results[1:]:
-        for a, b in zip(results[0][:3], got[:3]):
-            np.testing.assert_array_equal(a, b)
+        for a, b in zip(results[0], got):
+            assert np.array_equal(a, b)
+
+
+def test_results_at_one_and_several_threads_match_bitwise_in_fresh_processes():
+    """More threads than this machine's cores, in processes of their own: still bitwise."""
+    code = ("import sys, numpy as np; sys.path.insert(0, 'tests')\n"
+            "from test_threads import _workloads\n"
+            "out = _workloads(np.random.default_rng(0))()\n"
+            "np.savez(sys.argv[1] if len(sys.argv) > 1 else 'x', *out)\n"
+            "import hashlib; print(hashlib.sha256(b''.join(a.tobytes() for a in out)).hexdigest())")
+    digests = {run_python(code, FASTCORR_NUM_THREADS=str(n)).stdout.strip() for n in (1, 2, 5)}
+    assert len(digests) == 1 and len(next(iter(digests))) == 64, digests
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
+def test_a_child_process_computes_after_the_parent_used_every_kernel(start_method):
+    """The reported failure: once the parent had run a parallel kernel, a fork-started child
+    died ("fork() called from a process already using GNU OpenMP") and Pool.map hung."""
+    if start_method != "spawn" and not hasattr(os, "fork"):
+        pytest.skip("needs os.fork")
+    code = (
+        "import multiprocessing as mp, sys, numpy as np, fastcorr\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from test_threads import _workloads\n"
+        "def child(seed):\n"
+        "    return [float(a.astype(np.float64).sum()) for a in _workloads(np.random.default_rng(seed))()]\n"
+        "if __name__ == '__main__':\n"
+        "    parent = child(0)\n"
+        f"    with mp.get_context('{start_method}').Pool(2) as pool:\n"
+        "        results = pool.map(child, [0, 0, 0])\n"
+        "    assert all(r == parent for r in results), (results, parent)\n"
+        "    print('ok')\n")
+    done = run_python(code, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("layer", ["omp", "workqueue", "default"])
+def test_eight_calling_threads_under_every_threading_layer(layer):
+    """The reported failure: NUMBA_THREADING_LAYER=workqueue and two calling threads aborted
+    the process. fastcorr uses its own pool, whatever layer Numba would pick."""
+    code = (
+        "import sys, numpy as np, fastcorr\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from test_threads import _workloads\n"
+        "expected = _workloads(np.random.default_rng(0))()\n"
+        "def call(i):\n"
+        "    got = _workloads(np.random.default_rng(0))()\n"
+        "    return all(np.array_equal(a, b) for a, b in zip(got, expected))\n"
+        "with ThreadPoolExecutor(8) as pool:\n"
+        "    ok = list(pool.map(call, range(48)))\n"
+        "assert all(ok), ok\n"
+        "print('ok')\n")
+    env = {} if layer == "default" else {"NUMBA_THREADING_LAYER": layer}
+    done = run_python(code, timeout=600, **env)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_dense_layers_leave_the_blas_thread_count_alone():
+    """While a dense conv2d runs, other threads see NumPy's BLAS with the count it had (the
+    report: a user's matmul beside a dense conv2d ran on 1 BLAS thread)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_counts():
+        return [e["num_threads"] for e in threadpoolctl.threadpool_info()
+                if e["user_api"] == "blas"]
+
+    before = blas_counts()
+    assert before, "NumPy's BLAS should be visible to threadpoolctl"
+    seen, stop = set(), threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            seen.add(tuple(blas_counts()))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 32, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    try:
+        for _ in range(5):
+            y = fastcorr.conv2d(x, w, padding=1)
+            fastcorr.conv2d_backward(np.ones_like(y), x, w, padding=1)
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen == {tuple(before)}
+    assert blas_counts() == before
+
+
+def test_an_error_in_a_worker_reaches_the_caller_after_every_range_finished():
+    if _pool.thread_count(4) < 2:
+        pytest.skip("one thread: no worker")
+    finished = []
+
+    def kernel(lo, hi):
+        if lo > 0:
+            raise RuntimeError("worker failed")
+        finished.append((lo, hi))
+
+    with pytest.raises(RuntimeError, match="worker failed"):
+        _pool.run(kernel, 4)
+    assert finished == [(0, 2)]
+
+
+def test_small_calls_stay_on_the_calling_thread():
+    names = []
+    _pool.run(lambda lo, hi: names.append(threading.current_thread().name), 8, work=100)
+    assert names == [threading.current_thread().name]

@@ -1,143 +1,259 @@
-"""The CPU backend: Numba kernels (and NumPy's BLAS for dense layers) behind one entry point
-per computation.
+"""The CPU backend: tables of named implementations, and the choice among them.
 
-Each layer shape gets the loop that suits it: dense and grouped layers an im2col block times
-the weights; depthwise layers at stride 1 whole padded planes; everything else, single-channel
-images included, output rows with the taps outer and the columns innermost. Kernels compile on
-first use, never at import.
+=============  ==========================================================================
+operation      implementations (in :data:`TABLES`)
+=============  ==========================================================================
+forward        ``rows`` (any plan), ``taps`` (one input channel per group, unit column
+               stride: single-channel images, depthwise layers), ``gemm`` (im2col + BLAS:
+               dense and grouped layers), ``fft`` (stride 1)
+grad_input     ``scatter`` (any plan), ``taps`` (depthwise, unit strides, finite weights),
+               ``gemm``, ``fft``
+grad_weight    ``rows`` (any plan), ``planes`` (one input channel per group), ``gemm``,
+               ``fft``
+grad_bias      ``sums``
+=============  ==========================================================================
+
+``method="direct"`` picks the direct implementation that suits the layer's shape;
+``method="fft"`` the FFT; ``"auto"`` compares the predictions of :mod:`fastcorr.cpu.cost`
+(the FFT only for finite inputs). Every direct implementation sums each output's terms in
+one fixed order; "rows" and "taps" in the same order, so they agree bitwise.
+
+Kernels compile on first use, never at import. All of them run on fastcorr's own thread pool
+(:mod:`fastcorr.cpu._pool`).
 """
 
-import numba
 import numpy as np
 
-from .. import config
+from .. import _host, config, threads
+from .._select import Implementation, Table, first_supported, unsupported
+from . import _pool
+
+NAME = "cpu"
+read = _host.read
+check_out = _host.check_out
+Call = _host.Call
 
 
-def _uses_gemm(plan):
+def stream_forward(call, plan, x, weight, bias, out, per_chunk, streams, update, method):
+    """The forward pass of a batch chunk by chunk (see :mod:`fastcorr._host`)."""
+    import sys
+
+    return _host.stream_forward(sys.modules[__name__], call, plan, x, weight, bias, out,
+                                per_chunk, streams, update, method)
+
+
+# --------------------------------------------------------------------------- the kernels
+
+
+def _rows_forward(x, weight, bias, out, plan):
+    from .rows import correlate_rows
+
+    c_out, c_in_g, kh, kw = plan.weight_shape
+    if bias is None:
+        bias = np.zeros(c_out, dtype=plan.dtype)
+    co_block = min(config.CPU_OUT_CHANNEL_BLOCK if c_in_g > 1 else 1, c_out // plan.groups)
+    n_blocks = -(-(c_out // plan.groups) // co_block)
+    tasks = plan.out_shape[0] * plan.groups * n_blocks * plan.out_shape[2]
+    _pool.run(correlate_rows, tasks, x, weight, bias, out, *_geometry(plan),
+              plan.dtype.type(plan.fill), plan.groups, co_block, work=out.size * c_in_g * kh * kw)
+    return out
+
+
+def _geometry(plan):
+    """The stride, dilation and padding arguments the general kernels take, in order."""
+    return (plan.stride[0], plan.stride[1], plan.dilation[0], plan.dilation[1], plan.pad_top,
+            plan.pad_left, plan.pad_mode)
+
+
+def _taps_forward(x, weight, bias, out, plan):
+    from .taps import correlate
+
+    return correlate(x, weight, bias, out, plan)
+
+
+def _gemm(name):
+    def run(*args):
+        from . import gemm
+
+        return getattr(gemm, name)(*args)
+
+    return run
+
+
+def _fft(name):
+    def run(*args):
+        from . import fft
+
+        return getattr(fft, name)(*args)
+
+    return run
+
+
+def _scatter_grad_input(grad_out, weight, grad_x, plan):
+    from .backward import grad_input_planes
+
+    c_in = plan.input_shape[1]
+    kh, kw = plan.weight_shape[2:]
+    _pool.run(grad_input_planes, plan.input_shape[0] * c_in, grad_out, weight, grad_x,
+              *_geometry(plan), plan.groups,
+              work=grad_out.size * plan.weight_shape[1] * kh * kw)
+    return grad_x
+
+
+def _taps_grad_input(grad_out, weight, grad_x, plan):
+    from .depthwise import grad_input
+
+    return grad_input(grad_out, weight, grad_x, plan)
+
+
+def _rows_grad_weight(grad_out, x, grad_w, plan):
+    from .backward import grad_weight_rows
+    from .depthwise import _sum_chunks
+
+    per_chunk = config.CPU_GRAD_WEIGHT_CHUNK_ROWS
+    rows = plan.out_shape[0] * plan.out_shape[2]
+    partial = np.empty((-(-rows // per_chunk),) + grad_w.shape, dtype=plan.dtype)
+    kh, kw = plan.weight_shape[2:]
+    _pool.run(grad_weight_rows, partial.shape[0] * grad_w.shape[0] * grad_w.shape[1], grad_out,
+              x, partial, *_geometry(plan), plan.dtype.type(plan.fill), plan.groups, per_chunk,
+              work=grad_out.size * plan.weight_shape[1] * kh * kw)
+    return _sum_chunks(partial, grad_w)
+
+
+def _planes_grad_weight(grad_out, x, grad_w, plan):
+    from .depthwise import grad_weight
+
+    return grad_weight(grad_out, x, grad_w, plan)
+
+
+def _sums_grad_bias(grad_out, grad_b, plan):
+    from .backward import channel_sums
+
+    _pool.run(channel_sums, grad_b.shape[0], grad_out, grad_b, work=grad_out.size)
+    return grad_b
+
+
+def _fft_why_not(plan):
+    from .fft import why_not
+
+    return why_not(plan)
+
+
+def _taps_why_not(plan):
+    from .taps import why_not
+
+    return why_not(plan)
+
+
+def _taps_input_why_not(plan):
+    from .depthwise import input_why_not
+
+    return input_why_not(plan)
+
+
+def _planes_why_not(plan):
+    from .depthwise import weight_why_not
+
+    return weight_why_not(plan)
+
+
+# --------------------------------------------------------------------------- the choice
+
+
+def uses_gemm(plan):
+    """Whether a layer is dense enough for im2col + BLAS: a deep reduction per output
+    (``C_in/groups * kH * kW``) and several output channels per group."""
     c_out, c_in_g, kh, kw = plan.weight_shape
     return (c_in_g * kh * kw >= config.CPU_GEMM_MIN_DEPTH
             and c_out // plan.groups >= config.CPU_GEMM_MIN_OUT_CHANNELS)
 
 
-def _geometry(plan):
-    """The stride, dilation and padding arguments every kernel takes, in kernel order."""
-    return (plan.stride[0], plan.stride[1], plan.dilation[0], plan.dilation[1], plan.pad_top,
-            plan.pad_left, plan.pad_mode)
+def _auto_fft(table, plan, operands, direct):
+    """Whether "auto" takes the FFT: supported, finite inputs, predicted faster."""
+    from . import cost
+
+    if table["fft"].why_not(plan) is not None:
+        return False
+    count = threads.get_num_threads()
+    if cost.fft_seconds(plan, count) >= cost.direct_seconds(plan, direct, count):
+        return False
+    return operands is None or operands.finite()
 
 
-def forward(x, weight, bias, out, plan):
-    """Compute ``plan`` into ``out``; arrays are C-contiguous NCHW of ``plan.dtype``.
+def _choose(direct_order):
+    """A choose function: ``direct_order(plan, operands)`` lists the direct candidates in
+    order of preference (the first that can compute the plan runs)."""
 
-    ``bias`` is an array of shape (C_out,) or None.
-    """
-    if _uses_gemm(plan):
-        from .gemm import correlate_gemm
+    def choose(plan, method, operands, *, table):
+        if method == "fft":
+            reason = table["fft"].why_not(plan)
+            if reason:
+                raise unsupported(method, NAME, table.operation, reason)
+            if operands is not None:
+                operands.check_finite()
+            return "fft"
+        direct = first_supported(table, direct_order(plan, operands), plan)
+        if method == "auto" and _auto_fft(table, plan, operands, direct):
+            return "fft"
+        return direct
 
-        return correlate_gemm(x, weight, bias, out, plan)
-    c_out, c_in_g, kh, kw = plan.weight_shape
-    if bias is None:
-        bias = np.zeros(c_out, dtype=plan.dtype)
-    fill = plan.dtype.type(plan.fill)
-    if c_in_g == 1 and plan.stride[1] == 1 and _unrolls(kh, kw):
-        from .unrolled import inner_row_blocks, kernels
-
-        unrolled = kernels(kh, kw)
-        if _plane_by_plane(plan):
-            unrolled.correlate_planes(x, weight, bias, out, *_geometry(plan)[2:], fill,
-                                      plan.groups)
-            return out
-        first_row, n_blocks = 0, 0
-        if plan.stride[0] == 1 and plan.dilation[0] == 1:
-            first_row, n_blocks = inner_row_blocks(plan.out_shape[2], x.shape[2], kh,
-                                                   plan.pad_top)
-        if n_blocks:
-            unrolled.correlate_row_blocks(x, weight, bias, out, plan.dilation[1], plan.pad_top,
-                                          plan.pad_left, plan.groups, first_row, n_blocks)
-        unrolled.correlate_rows(x, weight, bias, out, plan.stride[0], *_geometry(plan)[2:],
-                                fill, plan.groups, first_row,
-                                first_row + n_blocks * unrolled.ROWS)
-        return out
-    from .forward_kernel import correlate_rows
-
-    co_block = config.CPU_OUT_CHANNEL_BLOCK if c_in_g > 1 else 1
-    correlate_rows(x, weight, bias, out, *_geometry(plan), fill, plan.groups,
-                   min(co_block, c_out // plan.groups))
-    return out
+    return choose
 
 
-def _unrolls(kh, kw):
-    """Whether a kernel size has an unrolled kernel: few taps, and at most 8 kernel rows (each
-    row is a pointer that LLVM must check against the output before it vectorises)."""
-    return kh <= 8 and kh * kw <= config.CPU_UNROLL_MAX_TAPS
+def _forward_order(plan, operands):
+    if plan.weight_shape[1] == 1:
+        return ("taps", "rows")
+    return ("gemm",) if uses_gemm(plan) else ("rows",)
 
 
-def _small_planes(plan):
-    """Whether a layer's padded planes are small and its strides 1: whole planes per task then
-    beat rows, which are short."""
-    _, _, kh, kw = plan.weight_shape
-    padded_size = (plan.out_shape[2] + plan.dilation[0] * (kh - 1)) * (
-        plan.out_shape[3] + plan.dilation[1] * (kw - 1))
-    return plan.stride == (1, 1) and padded_size <= config.CPU_PLANE_MAX_ELEMENTS
+def _grad_input_order(plan, operands):
+    if uses_gemm(plan):
+        return ("gemm",)
+    # "taps" multiplies each weight by the zeros framing the output gradient: 0 * inf
+    if operands is not None and not operands.weight_finite():
+        return ("scatter",)
+    return ("taps", "scatter")
 
 
-def _plane_by_plane(plan):
-    """Whether the forward pass of a layer with one input channel per group runs a task per
-    plane: small planes, and a plane per thread at least. (Both forward kernels give bitwise
-    the same result, so the thread count may decide.)"""
-    return _small_planes(plan) and plan.out_shape[0] * plan.groups >= numba.get_num_threads()
+def _grad_weight_order(plan, operands):
+    return ("gemm",) if uses_gemm(plan) else ("planes", "rows")
 
 
-def grad_input(grad_out, weight, grad_x, plan):
-    """Write the gradient of ``plan``'s output with respect to its input into ``grad_x``."""
-    if _uses_gemm(plan):
-        from .gemm import grad_input_gemm
-
-        return grad_input_gemm(grad_out, weight, grad_x, plan)
-    c_out, c_in_g, kh, kw = plan.weight_shape
-    if c_in_g == 1 and c_out == plan.groups and _unrolls(kh, kw) and _small_planes(plan):
-        from .unrolled import kernels
-
-        kernels(kh, kw).grad_input_planes(grad_out, weight, grad_x, *_geometry(plan)[2:],
-                                          plan.dtype.type(0))
-        return grad_x
-    from .backward_kernel import grad_input_planes
-
-    grad_input_planes(grad_out, weight, grad_x, *_geometry(plan), plan.groups)
-    return grad_x
+class _Table(Table):
+    def __init__(self, operation, implementations, order):
+        choose = _choose(order)
+        super().__init__(NAME, operation, implementations,
+                         lambda plan, method, operands: choose(plan, method, operands,
+                                                               table=self))
 
 
-def grad_weight(grad_out, x, grad_w, plan):
-    """Write the gradient of ``plan``'s output with respect to the weights into ``grad_w``."""
-    if _uses_gemm(plan):
-        from .gemm import grad_weight_gemm
+FORWARD = _Table("forward", [
+    Implementation("rows", _rows_forward),
+    Implementation("taps", _taps_forward, why_not=_taps_why_not),
+    Implementation("gemm", _gemm("correlate")),
+    Implementation("fft", _fft("correlate"), method="fft", why_not=_fft_why_not),
+], _forward_order)
 
-        return grad_weight_gemm(grad_out, x, grad_w, plan)
-    rows = plan.out_shape[0] * plan.out_shape[2]
-    fill = plan.dtype.type(plan.fill)
-    _, c_in_g, kh, kw = plan.weight_shape
-    # the choice depends on the shape only: the two kernels sum in different orders
-    if c_in_g == 1 and _unrolls(kh, kw) and _small_planes(plan):
-        from .unrolled import kernels
+GRAD_INPUT = _Table("grad_input", [
+    Implementation("scatter", _scatter_grad_input),
+    Implementation("taps", _taps_grad_input, why_not=_taps_input_why_not),
+    Implementation("gemm", _gemm("grad_input")),
+    Implementation("fft", _fft("grad_input"), method="fft", why_not=_fft_why_not),
+], _grad_input_order)
 
-        per_chunk = max(1, config.CPU_GRAD_WEIGHT_CHUNK_PLANES)
-        partial = np.empty((-(-plan.out_shape[0] // per_chunk),) + grad_w.shape, dtype=plan.dtype)
-        kernels(kh, kw).grad_weight_planes(grad_out, x, partial, *_geometry(plan)[2:], fill,
-                                           plan.groups, per_chunk)
-    else:
-        from .backward_kernel import grad_weight_rows
+GRAD_WEIGHT = _Table("grad_weight", [
+    Implementation("rows", _rows_grad_weight),
+    Implementation("planes", _planes_grad_weight, why_not=_planes_why_not),
+    Implementation("gemm", _gemm("grad_weight")),
+    Implementation("fft", _fft("grad_weight"), method="fft", why_not=_fft_why_not),
+], _grad_weight_order)
 
-        per_chunk = config.CPU_GRAD_WEIGHT_CHUNK_ROWS
-        partial = np.empty((-(-rows // per_chunk),) + grad_w.shape, dtype=plan.dtype)
-        grad_weight_rows(grad_out, x, partial, *_geometry(plan), fill, plan.groups, per_chunk)
-    grad_w[...] = partial[0]
-    for chunk in partial[1:]:  # in order: the result does not depend on the thread count
-        grad_w += chunk
-    return grad_w
+GRAD_BIAS = Table(NAME, "grad_bias", [Implementation("sums", _sums_grad_bias)],
+                  lambda plan, method, operands: "sums")
 
+#: The backend's tables, by operation.
+TABLES = {"forward": FORWARD, "grad_input": GRAD_INPUT, "grad_weight": GRAD_WEIGHT,
+          "grad_bias": GRAD_BIAS}
 
-def grad_bias(grad_out, grad_b, plan):
-    """Write the gradient of ``plan``'s output with respect to the bias into ``grad_b``."""
-    from .backward_kernel import channel_sums
-
-    channel_sums(grad_out, grad_b)
-    return grad_b
+__all__ = ["Call", "FORWARD", "GRAD_BIAS", "GRAD_INPUT", "GRAD_WEIGHT", "NAME", "TABLES",
+           "check_out", "read", "stream_forward", "uses_gemm"]

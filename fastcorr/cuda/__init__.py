@@ -1,29 +1,38 @@
-"""The CUDA backend: numba-cuda kernels behind the same entry points as the CPU backend.
+"""The CUDA backend: numba-cuda kernels behind the backend contract of :mod:`fastcorr._host`.
 
 Imported only when ``backend="cuda"`` is asked for or a device array is passed (never by
-``import fastcorr``); :func:`unavailable_reason` says why it cannot run here. The low-level
-entry points take C-contiguous Numba device arrays of ``plan.dtype``:
+``import fastcorr``); :func:`unavailable_reason` says why it cannot run here.
 
-- ``forward(x, weight, bias, out, plan, stream=None)``
-- ``grad_input(grad_out, weight, grad_x, plan, stream=None)``
-- ``grad_weight(grad_out, x, grad_w, plan, stream=None)``
-- ``grad_bias(grad_out, grad_b, plan, stream=None)``
+=============  ==========================================================================
+operation      implementations (in :data:`TABLES`)
+=============  ==========================================================================
+forward        ``tiled`` (shared-memory tiles, when they fit), ``direct`` (any plan)
+grad_input     ``tiled``, ``direct``
+grad_weight    ``splitk`` (fixed split-K chunks, added in order)
+grad_bias      ``sums``
+=============  ==========================================================================
 
-The public functions go through :func:`run_forward` / :func:`run_backward`, which take the
-operands where the caller keeps them (see :mod:`fastcorr.cuda._arrays`).
+The implementations take C-contiguous Numba device arrays of ``plan.dtype`` and a stream:
+``run(x, weight, bias, out, plan, stream)`` and so on. ``method="fft"`` is refused with the
+reason; ``"auto"`` computes directly. The public functions reach them through ``read``,
+``check_out`` and :class:`Call` (see :mod:`fastcorr.cuda._arrays`), which take the operands
+where the caller keeps them.
 """
+
+import sys
 
 from numba import cuda
 
 from .. import _validate as v
 from .. import config
-from ._arrays import Call, DeviceView, as_numba, check_out, is_device_array, launch_1d, read_operand
+from .._select import Implementation, Table, first_supported, unsupported
+from ._arrays import Call, DeviceView, check_out, launch_1d, read
 
-#: The public functions ask backends with this flag for device-aware operand handling.
-DEVICE = True
+NAME = "cuda"
 
-__all__ = ["DEVICE", "DeviceView", "check_out", "forward", "grad_bias", "grad_input",
-           "grad_weight", "read_operand", "run_backward", "run_forward", "unavailable_reason"]
+__all__ = ["Call", "DeviceView", "NAME", "TABLES", "check_out", "direct_forward",
+           "direct_grad_input", "forward", "grad_bias", "grad_input", "grad_weight", "read",
+           "stream_forward", "tiled_forward", "tiled_grad_input", "unavailable_reason"]
 
 _MAX_GRID_YZ = 65535
 
@@ -79,85 +88,137 @@ def _stream(stream):
 # --------------------------------------------------------------------------- forward
 
 
-def forward(x, weight, bias, out, plan, stream=None):
-    """Compute ``plan`` into ``out``; C-contiguous NCHW device arrays of ``plan.dtype``.
-
-    Parameters
-    ----------
-    x : device array, shape (N, C_in, H, W)
-    weight : device array, shape (C_out, C_in // groups, kH, kW)
-    bias : device array, shape (C_out,), or None
-    out : device array, shape plan.out_shape; overwritten
-    """
-    from ._forward import direct_kernel, tiled_kernel
-
-    stream = _stream(stream)
-    dtype = plan.dtype
+def _forward_tiling(plan):
+    """The tiled forward kernel's tile for ``plan``: ``(bx, by, rc, ry, rx, tile_in_h,
+    tile_in_w, shared bytes, output-channel blocks)``."""
     c_out, c_in_g, kh, kw = plan.weight_shape
     (sh, sw), (dh, dw) = plan.stride, plan.dilation
-    fill = dtype.type(plan.fill)
-    has_bias = bias is not None
-    if bias is None:
-        bias = cuda.device_array(1, dtype=dtype, stream=stream)  # never read
-    groups = plan.groups
-    c_out_g = c_out // groups
+    c_out_g = c_out // plan.groups
     outputs = config.CUDA_DEPTHWISE_OUTPUTS if c_in_g == 1 else config.CUDA_DENSE_OUTPUTS
     bx, by, rc, ry, rx = _tile(plan, (min(outputs[0], c_out_g),) + tuple(outputs[1:]))
     tile_in_h = (by * ry - 1) * sh + (kh - 1) * dh + 1
     tile_in_w = (bx * rx - 1) * sw + (kw - 1) * dw + 1
-    shared = (tile_in_h * tile_in_w + rc * kh * kw) * dtype.itemsize
+    shared = (tile_in_h * tile_in_w + rc * kh * kw) * plan.dtype.itemsize
+    co_blocks = plan.groups * ((c_out_g + rc - 1) // rc)
+    return bx, by, rc, ry, rx, tile_in_h, tile_in_w, shared, co_blocks
+
+
+def _tiled_why_not(plan):
+    *_, shared, co_blocks = _forward_tiling(plan)
+    if shared > config.CUDA_MAX_SHARED_BYTES:
+        return (f"its input tile needs {shared} bytes of shared memory (more than "
+                f"config.CUDA_MAX_SHARED_BYTES = {config.CUDA_MAX_SHARED_BYTES})")
+    if co_blocks > _MAX_GRID_YZ:
+        return f"{co_blocks} blocks of output channels exceed the grid's {_MAX_GRID_YZ}"
+    return None
+
+
+def _forward_geometry(plan):
+    (sh, sw), (dh, dw) = plan.stride, plan.dilation
+    return (sh, sw, dh, dw, plan.pad_top, plan.pad_left, plan.pad_mode,
+            plan.dtype.type(plan.fill), plan.groups)
+
+
+def _bias_or_dummy(bias, plan, stream):
+    if bias is not None:
+        return bias, True
+    return cuda.device_array(1, dtype=plan.dtype, stream=stream), False  # never read
+
+
+def tiled_forward(x, weight, bias, out, plan, stream=None):
+    """Compute ``plan`` into ``out`` with the shared-memory tiled kernel; C-contiguous NCHW
+    device arrays of ``plan.dtype`` (``bias`` may be None)."""
+    from ._forward import tiled_kernel
+
+    stream = _stream(stream)
+    bx, by, rc, ry, rx, tile_in_h, tile_in_w, shared, co_blocks = _forward_tiling(plan)
+    bias, has_bias = _bias_or_dummy(bias, plan, stream)
+    kernel = tiled_kernel(plan.dtype.name, bx, by, rc, ry, rx)
     out_h, out_w = plan.out_shape[2], plan.out_shape[3]
-    co_blocks = groups * ((c_out_g + rc - 1) // rc)
-    geometry = (sh, sw, dh, dw, plan.pad_top, plan.pad_left, plan.pad_mode, fill, groups)
-    if shared <= config.CUDA_MAX_SHARED_BYTES and co_blocks <= _MAX_GRID_YZ:
-        kernel = tiled_kernel(dtype.name, bx, by, rc, ry, rx)
-        tiles_w = (out_w + bx * rx - 1) // (bx * rx)
-        tiles = ((out_h + by * ry - 1) // (by * ry)) * tiles_w
+    tiles_w = (out_w + bx * rx - 1) // (bx * rx)
+    tiles = ((out_h + by * ry - 1) // (by * ry)) * tiles_w
+    geometry = _forward_geometry(plan)
 
-        def launch(lo, hi):
-            kernel[(tiles, co_blocks, hi - lo), (bx, by), stream, shared](
-                x[lo:hi], weight, bias, has_bias, out[lo:hi], *geometry, tiles_w, tile_in_h,
-                tile_in_w)
+    def launch(lo, hi):
+        kernel[(tiles, co_blocks, hi - lo), (bx, by), stream, shared](
+            x[lo:hi], weight, bias, has_bias, out[lo:hi], *geometry, tiles_w, tile_in_h,
+            tile_in_w)
 
-        _launch_batched(plan.out_shape[0], launch)
-    else:
-        launch_1d(direct_kernel(dtype.name), out.size, stream, x, weight, bias, has_bias, out,
-                  *geometry)
+    _launch_batched(plan.out_shape[0], launch)
     return out
+
+
+def direct_forward(x, weight, bias, out, plan, stream=None):
+    """Compute ``plan`` into ``out`` with the direct kernel (one thread per output, reading
+    global memory): any plan."""
+    from ._forward import direct_kernel
+
+    stream = _stream(stream)
+    bias, has_bias = _bias_or_dummy(bias, plan, stream)
+    launch_1d(direct_kernel(plan.dtype.name), out.size, stream, x, weight, bias, has_bias, out,
+              *_forward_geometry(plan))
+    return out
+
+
+def forward(x, weight, bias, out, plan, stream=None):
+    """Compute ``plan`` into ``out`` with the implementation the forward table chooses."""
+    return TABLES["forward"].select(plan).run(x, weight, bias, out, plan, stream)
 
 
 # --------------------------------------------------------------------------- gradients
 
 
-def grad_input(grad_out, weight, grad_x, plan, stream=None):
-    """Write the gradient of ``plan``'s output with respect to its input into ``grad_x``
-    (overwritten); C-contiguous device arrays, ``grad_out`` of ``plan.out_shape``."""
-    from ._backward import fold_kernel, grad_padded_direct_kernel, grad_padded_kernel
-
-    stream = _stream(stream)
-    dtype = plan.dtype
+def _grad_input_layout(plan, like):
+    """Where the input gradient is gathered: ``(direct, padded shape, r_off, c_off)``."""
+    n_batch, c_in, h, w = plan.input_shape
     c_out, c_in_g, kh, kw = plan.weight_shape
     (sh, sw), (dh, dw) = plan.stride, plan.dilation
-    n_batch, c_in, h, w = plan.input_shape
     out_h, out_w = plan.out_shape[2], plan.out_shape[3]
     hp = (out_h - 1) * sh + (kh - 1) * dh + 1  # the padded extent the outputs read
     wp = (out_w - 1) * sw + (kw - 1) * dw + 1
     direct = plan.pad_mode == v.ZEROS or (plan.pad_top == 0 and plan.pad_left == 0
                                           and hp <= h and wp <= w)
     if direct:  # gather straight into the input's positions; the padding is dropped
-        dest, r_off, c_off = grad_x, plan.pad_top, plan.pad_left
-    else:  # gather the padded plane, then fold the padding back
-        dest, r_off, c_off = cuda.device_array((n_batch, c_in, hp, wp), dtype, stream=stream), 0, 0
+        return True, plan.input_shape, plan.pad_top, plan.pad_left
+    return False, (n_batch, c_in, hp, wp), 0, 0
+
+
+def _grad_input_tiling(plan):
+    c_out, c_in_g, kh, kw = plan.weight_shape
+    (sh, sw), (dh, dw) = plan.stride, plan.dilation
+    _, dest_shape, _, _ = _grad_input_layout(plan, None)
     outputs = config.CUDA_DEPTHWISE_OUTPUTS if c_in_g == 1 else config.CUDA_DENSE_OUTPUTS
-    fake = v.Plan(plan.input_shape, plan.weight_shape, dest.shape, plan.stride, plan.dilation,
-                  0, 0, 0, 0, plan.pad_mode, plan.fill, plan.groups, dtype)
+    fake = v.Plan(plan.input_shape, plan.weight_shape, dest_shape, plan.stride, plan.dilation,
+                  0, 0, 0, 0, plan.pad_mode, plan.fill, plan.groups, plan.dtype)
     bx, by, rc, ry, rx = _tile(fake, (min(outputs[0], c_in_g),) + tuple(outputs[1:]))
     g_h = (by * ry - 1 + (kh - 1) * dh) // sh + 2
     g_w = (bx * rx - 1 + (kw - 1) * dw) // sw + 2
-    shared = (g_h * g_w + rc * kh * kw) * dtype.itemsize
+    shared = (g_h * g_w + rc * kh * kw) * plan.dtype.itemsize
     ci_blocks = plan.groups * ((c_in_g + rc - 1) // rc)
+    return bx, by, rc, ry, rx, g_h, g_w, shared, ci_blocks
+
+
+def _tiled_grad_input_why_not(plan):
+    *_, shared, ci_blocks = _grad_input_tiling(plan)
+    if shared > config.CUDA_MAX_SHARED_BYTES:
+        return (f"its output-gradient tile needs {shared} bytes of shared memory (more than "
+                f"config.CUDA_MAX_SHARED_BYTES = {config.CUDA_MAX_SHARED_BYTES})")
+    if ci_blocks > _MAX_GRID_YZ:
+        return f"{ci_blocks} blocks of input channels exceed the grid's {_MAX_GRID_YZ}"
+    return None
+
+
+def _grad_input(grad_out, weight, grad_x, plan, stream, tiled):
+    from ._backward import fold_kernel, grad_padded_direct_kernel, grad_padded_kernel
+
+    stream = _stream(stream)
+    dtype = plan.dtype
+    (sh, sw), (dh, dw) = plan.stride, plan.dilation
+    direct, dest_shape, r_off, c_off = _grad_input_layout(plan, grad_x)
+    dest = grad_x if direct else cuda.device_array(dest_shape, dtype, stream=stream)
     geometry = (sh, sw, dh, dw, r_off, c_off, plan.groups)
-    if shared <= config.CUDA_MAX_SHARED_BYTES and ci_blocks <= _MAX_GRID_YZ:
+    if tiled:
+        bx, by, rc, ry, rx, g_h, g_w, shared, ci_blocks = _grad_input_tiling(plan)
         kernel = grad_padded_kernel(dtype.name, bx, by, rc, ry, rx)
         tiles_w = (dest.shape[3] + bx * rx - 1) // (bx * rx)
         tiles = ((dest.shape[2] + by * ry - 1) // (by * ry)) * tiles_w
@@ -166,7 +227,7 @@ def grad_input(grad_out, weight, grad_x, plan, stream=None):
             kernel[(tiles, ci_blocks, hi - lo), (bx, by), stream, shared](
                 grad_out[lo:hi], weight, dest[lo:hi], *geometry, tiles_w, g_h, g_w)
 
-        _launch_batched(n_batch, launch)
+        _launch_batched(plan.input_shape[0], launch)
     else:
         launch_1d(grad_padded_direct_kernel(dtype.name), dest.size, stream, grad_out, weight,
                   dest, *geometry)
@@ -174,6 +235,22 @@ def grad_input(grad_out, weight, grad_x, plan, stream=None):
         launch_1d(fold_kernel(dtype.name), grad_x.size, stream, dest, grad_x, plan.pad_top,
                   plan.pad_left, plan.pad_mode)
     return grad_x
+
+
+def tiled_grad_input(grad_out, weight, grad_x, plan, stream=None):
+    """The input gradient by the tiled gather kernel (overwrites ``grad_x``)."""
+    return _grad_input(grad_out, weight, grad_x, plan, stream, True)
+
+
+def direct_grad_input(grad_out, weight, grad_x, plan, stream=None):
+    """The input gradient by the direct gather kernel: any plan (overwrites ``grad_x``)."""
+    return _grad_input(grad_out, weight, grad_x, plan, stream, False)
+
+
+def grad_input(grad_out, weight, grad_x, plan, stream=None):
+    """Write the gradient of ``plan``'s output with respect to its input into ``grad_x``
+    (overwritten), with the implementation the table chooses."""
+    return TABLES["grad_input"].select(plan).run(grad_out, weight, grad_x, plan, stream)
 
 
 def _power_of_two(value, name):
@@ -225,54 +302,50 @@ def grad_bias(grad_out, grad_b, plan, stream=None):
     return grad_b
 
 
-# --------------------------------------------------------------------------- public-function glue
+# --------------------------------------------------------------------------- the tables
 
 
-def run_forward(plan, x, weight, bias, out, stream=None):
-    """The forward pass of a public function on the GPU.
-
-    ``x``, ``weight``, ``bias`` are what :func:`read_operand` returned (device views or host
-    arrays) in the plan's NCHW shapes; ``out`` is the caller's ``out=`` (checked by
-    :func:`check_out`) or None. Returns a :class:`DeviceView` of the 4-D result, or ``out``
-    reshaped, written in place (device) or copied into (host).
-    """
-    call = Call(stream, (x, weight, bias))
-    dtype = plan.dtype
-    host_out = out is not None and not is_device_array(out)
-    if out is not None and not host_out:
-        result = as_numba(out).reshape(plan.out_shape)
-    else:
-        result = call.empty(plan.out_shape, dtype)
-    if result.size:
-        forward(call.upload(x, dtype), call.upload(weight, dtype), call.upload(bias, dtype),
-                result, plan, call.stream)
-    if out is None:
-        return call.result(result)
-    if host_out:
-        result.copy_to_host(out.reshape(plan.out_shape), stream=call.stream)
-        call.stream.synchronize()
-    return out
+def _fft_why_not(plan):
+    return ("the CUDA backend's FFT path is not written yet (cuFFT through CuPy is planned); "
+            "use method='direct' or 'auto'")
 
 
-def run_backward(plan, grad_out, x, weight, mask, stream=None):
-    """``(grad_x, grad_weight, grad_bias)`` of one plan on the GPU, as :class:`DeviceView` s
-    (None where ``mask`` says so); operands as in :func:`run_forward`, NCHW."""
-    call = Call(stream, (grad_out, x, weight))
-    dtype = plan.dtype
-    g = call.upload(grad_out, dtype)
-    empty = g.size == 0
-    grad_x = grad_w = grad_b = None
-    if mask[0]:
-        grad_x = call.zeros(plan.input_shape, dtype) if empty else call.empty(plan.input_shape, dtype)
-        if not empty:
-            grad_input(g, call.upload(weight, dtype), grad_x, plan, call.stream)
-    if mask[1]:
-        grad_w = call.zeros(plan.weight_shape, dtype) if empty else call.empty(plan.weight_shape, dtype)
-        if not empty:
-            grad_weight(g, call.upload(x, dtype), grad_w, plan, call.stream)
-    if mask[2]:
-        c_out = plan.weight_shape[0]
-        grad_b = call.zeros((c_out,), dtype) if empty else call.empty((c_out,), dtype)
-        if not empty:
-            grad_bias(g, grad_b, plan, call.stream)
-    return tuple(None if a is None else call.result(a) for a in (grad_x, grad_w, grad_b))
+def _choose(direct_names, operation):
+    def choose(plan, method, operands):
+        if method == "fft":
+            raise unsupported(method, NAME, operation, _fft_why_not(plan))
+        return first_supported(TABLES[operation], direct_names, plan)
+
+    return choose
+
+
+TABLES = {
+    "forward": Table(NAME, "forward", [
+        Implementation("tiled", tiled_forward, why_not=_tiled_why_not),
+        Implementation("direct", direct_forward),
+    ], _choose(("tiled", "direct"), "forward")),
+    "grad_input": Table(NAME, "grad_input", [
+        Implementation("tiled", tiled_grad_input, why_not=_tiled_grad_input_why_not),
+        Implementation("direct", direct_grad_input),
+    ], _choose(("tiled", "direct"), "grad_input")),
+    "grad_weight": Table(NAME, "grad_weight", [Implementation("splitk", grad_weight)],
+                         _choose(("splitk",), "grad_weight")),
+    "grad_bias": Table(NAME, "grad_bias", [Implementation("sums", grad_bias)],
+                       _choose(("sums",), "grad_bias")),
+}
+
+
+def stream_forward(call, plan, x, weight, bias, out, per_chunk, streams, update, method):
+    """The forward pass of a batch for :mod:`fastcorr.batch`: host data streamed through
+    pinned buffers on ``streams`` CUDA streams (see :mod:`fastcorr.cuda.stream`); device data
+    computed in one pass on the call's stream."""
+    from . import stream as gpu_stream
+    from ..functional import run_forward
+
+    if gpu_stream.is_host(x):
+        if method == "fft":
+            raise unsupported(method, NAME, "forward", _fft_why_not(plan))
+        return gpu_stream.run(plan, x, weight, bias, out, per_chunk, streams, update)
+    result = run_forward(sys.modules[__name__], plan, x, weight, bias, out, call.stream, method)
+    update(plan.input_shape[0])
+    return result

@@ -157,7 +157,7 @@ class DeviceView:
     _fastcorr_export = export
 
 
-def read_operand(a, name):
+def read(a, name):
     """Read one operand of a GPU call: a :class:`DeviceView` of a device array (no copy), or a
     NumPy array for host data. Raises TypeError naming ``name`` for non-real dtypes."""
     if not is_device_array(a):
@@ -168,13 +168,17 @@ def read_operand(a, name):
 
 
 class Call:
-    """The operands of one GPU call: its stream, the library of its result, uploads."""
+    """The operands of one GPU call: its stream, the library of its result, uploads (the
+    backend contract of :mod:`fastcorr._host`)."""
 
     def __init__(self, stream, operands):
         self.stream = as_stream(stream)
         self.like = next((op.like for op in operands if isinstance(op, DeviceView)), None)
+        #: the implementations' last argument
+        self.kernel_args = (self.stream,)
+        self._host_out = None
 
-    def upload(self, a, dtype):
+    def prepare(self, a, dtype):
         """``a`` as a C-contiguous device array of ``dtype``: device data copied only when its
         layout or dtype requires it, host data copied once."""
         if a is None:
@@ -183,16 +187,32 @@ class Call:
             return DeviceView(a.base, self.stream, a.like, a.shape, a.flipped).materialize(dtype)
         return cuda.to_device(np.ascontiguousarray(a, dtype=dtype), stream=self.stream)
 
-    def empty(self, shape, dtype):
-        return cuda.device_array(tuple(shape), dtype=dtype, stream=self.stream)
+    def output(self, out, shape, dtype):
+        """The device array the result is computed into: the caller's device ``out=``, or a
+        new one (copied into a host ``out=`` by :meth:`finish`)."""
+        if out is not None and is_device_array(out):
+            return as_numba(out).reshape(tuple(shape))
+        if out is not None:
+            self._host_out = out.reshape(tuple(shape))
+        return self.new(shape, dtype)
 
-    def zeros(self, shape, dtype):
-        arr = self.empty(shape, dtype)
-        launch_1d(zero_kernel(), arr.size, self.stream, arr.reshape(arr.size) if arr.size else arr)
+    def new(self, shape, dtype, *, zero=False):
+        arr = cuda.device_array(tuple(shape), dtype=dtype, stream=self.stream)
+        if zero and arr.size:
+            launch_1d(zero_kernel(), arr.size, self.stream, arr.reshape(arr.size))
         return arr
 
-    def result(self, arr):
+    def finish(self, arr):
+        """A host ``out=`` receives the result (one copy); otherwise a :class:`DeviceView`,
+        exported as the caller's library by :func:`fastcorr.functional.finish`."""
+        if self._host_out is not None:
+            arr.copy_to_host(self._host_out, stream=self.stream)
+            self.stream.synchronize()
+            return self._host_out
         return DeviceView(arr, self.stream, self.like)
+
+    def operands(self, data, weight):
+        return None
 
 
 def _pointer_range(a):

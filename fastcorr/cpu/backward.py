@@ -1,25 +1,26 @@
-"""Numba CPU gradient kernels for single-channel images, depthwise and thin layers.
+"""The general CPU gradient kernels: any plan ("scatter" input gradient, "rows" weight
+gradient) and the bias gradient.
 
 Both gather: every element of a result is written by exactly one task, and every sum runs in
 one fixed order that does not depend on the number of threads, so results are bitwise
-repeatable. (Dense and grouped layers take the im2col + BLAS path of ``gemm.py``.)
+repeatable. Only the terms of the sums are multiplied: an input gradient never multiplies a
+weight by a sample of padding, so infinite weights give torch's numbers.
 """
 
 import numpy as np
-from numba import njit, prange
 
-from ._indexing import axpy, fold_row, gather_row, multiply_accumulate, source_index
+from ._indexing import in_range_span, sample, source_index
+from ._jit import kernel
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def grad_input_planes(grad_out, weight, grad_x, stride_h, stride_w, dil_h, dil_w, pad_top,
-                      pad_left, pad_mode, groups):
+                      pad_left, pad_mode, groups, task_lo, task_hi):
     """Write the gradient with respect to the input into ``grad_x`` (overwritten).
 
-    One task per input plane ``(n, c)``: it correlates the output gradient with the rotated
-    kernel into a buffer of the padded plane, placing each output row at its strided position
-    (no dilated copy of the gradient is made), then folds the padding back onto the samples
-    the boundary rule copied.
+    One task per input plane ``(n, c)``: it adds every output gradient row, times each tap,
+    at its strided position in a buffer of the padded plane (no dilated copy of the gradient
+    is made), then folds the padding back onto the samples the boundary rule copied.
 
     Parameters
     ----------
@@ -27,14 +28,15 @@ def grad_input_planes(grad_out, weight, grad_x, stride_h, stride_w, dil_h, dil_w
     weight : ndarray, shape (C_out, C_in // groups, kH, kW), C-contiguous
     grad_x : ndarray, shape (N, C_in, H, W), C-contiguous; overwritten
     """
-    n_batch, c_in, h, w = grad_x.shape
+    c_in, h, w = grad_x.shape[1], grad_x.shape[2], grad_x.shape[3]
     c_out, c_in_g, kh, kw = weight.shape
     out_h, out_w = grad_out.shape[2], grad_out.shape[3]
     c_out_g = c_out // groups
     padded_h = (out_h - 1) * stride_h + (kh - 1) * dil_h + 1
     padded_w = (out_w - 1) * stride_w + (kw - 1) * dil_w + 1
-    row_extent = (out_w - 1) * stride_w + 1
-    for task in prange(n_batch * c_in):
+    width = np.uintp(out_w)
+    lo, hi = in_range_span(padded_w, 1, -pad_left, w)
+    for task in range(task_lo, task_hi):
         n = task // c_in
         c = task % c_in
         g = c // c_in_g
@@ -44,31 +46,48 @@ def grad_input_planes(grad_out, weight, grad_x, stride_h, stride_w, dil_h, dil_w
             for p in range(kh):
                 for q in range(kw):
                     tap = weight[co, ci, p, q]
-                    first = q * dil_w
+                    first = np.uintp(q * dil_w)
+                    step = np.uintp(stride_w)
                     for i in range(out_h):
                         row = padded[i * stride_h + p * dil_h]
+                        g_row = grad_out[n, co, i]
                         if stride_w == 1:
-                            axpy(tap, grad_out[n, co, i], row[first:first + row_extent])
+                            for j in range(width):
+                                row[first + j] += tap * g_row[j]
                         else:
-                            axpy(tap, grad_out[n, co, i], row[first:first + row_extent:stride_w])
+                            for j in range(width):
+                                row[first + j * step] += tap * g_row[j]
         plane = grad_x[n, c]
-        plane[:, :] = 0
+        for r in range(h):
+            for k in range(np.uintp(w)):
+                plane[r, k] = 0
         for r in range(padded_h):
             src_r = source_index(r - pad_top, h, pad_mode)
-            if src_r >= 0:
-                fold_row(padded[r], plane[src_r], pad_left, pad_mode)
+            if src_r < 0:
+                continue
+            row, target = padded[r], plane[src_r]
+            for k in range(np.uintp(hi - lo)):
+                target[np.uintp(lo - pad_left) + k] += row[np.uintp(lo) + k]
+            for k in range(lo):
+                col = source_index(k - pad_left, w, pad_mode)
+                if col >= 0:
+                    target[col] += row[k]
+            for k in range(hi, padded_w):
+                col = source_index(k - pad_left, w, pad_mode)
+                if col >= 0:
+                    target[col] += row[k]
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def grad_weight_rows(grad_out, x, partial, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
-                     pad_mode, fill, groups, rows_per_chunk):
+                     pad_mode, fill, groups, rows_per_chunk, task_lo, task_hi):
     """Partial sums of the gradient with respect to the weights, one per chunk of output rows.
 
     ``partial[chunk, co, ci, p, q]`` sums ``grad_out[n, co, i, j] * xpad[n, c, ...]`` over the
     output rows ``(n, i)`` of chunk ``chunk`` (``rows_per_chunk`` of them, in order). The
     caller adds the chunks in order; the chunking is fixed by the shape, not by the number of
     threads. Within a task each tap keeps a row of lane sums that the vector loop fills, and
-    reduces it in order at the end.
+    reduces it in order at the end. Tasks are ``(chunk, co, ci)``.
 
     Parameters
     ----------
@@ -81,10 +100,11 @@ def grad_weight_rows(grad_out, x, partial, stride_h, stride_w, dil_h, dil_w, pad
     out_h, out_w = grad_out.shape[2], grad_out.shape[3]
     c_out_g = c_out // groups
     total_rows = n_batch * out_h
-    for task in prange(n_chunks * c_out * c_in_g):
-        chunk = task // (c_out * c_in_g)
+    width = np.uintp(out_w)
+    for task in range(task_lo, task_hi):
         co = (task // c_in_g) % c_out
         ci = task % c_in_g
+        chunk = task // (c_out * c_in_g)
         c = (co // c_out_g) * c_in_g + ci
         lanes = np.zeros((kh, kw, out_w), dtype=x.dtype)
         patch = np.empty(out_w, dtype=x.dtype)
@@ -95,11 +115,22 @@ def grad_weight_rows(grad_out, x, partial, stride_h, stride_w, dil_h, dil_w, pad
             for p in range(kh):
                 r = source_index(i * stride_h + p * dil_h - pad_top, h, pad_mode)
                 for q in range(kw):
+                    offset = q * dil_w - pad_left
                     if r < 0:
-                        patch[:] = fill
+                        for j in range(width):
+                            patch[j] = fill
                     else:
-                        gather_row(x[n, c, r], patch, stride_w, q * dil_w - pad_left, pad_mode, fill)
-                    multiply_accumulate(g_row, patch, lanes[p, q])
+                        x_row = x[n, c, r]
+                        lo, hi = in_range_span(out_w, stride_w, offset, w)
+                        for j in range(lo):
+                            patch[j] = sample(x_row, j * stride_w + offset, w, pad_mode, fill)
+                        for j in range(lo, hi):
+                            patch[j] = x_row[j * stride_w + offset]
+                        for j in range(hi, out_w):
+                            patch[j] = sample(x_row, j * stride_w + offset, w, pad_mode, fill)
+                    lane = lanes[p, q]
+                    for j in range(width):
+                        lane[j] += g_row[j] * patch[j]
         for p in range(kh):
             for q in range(kw):
                 total = lanes[p, q, 0]
@@ -108,21 +139,21 @@ def grad_weight_rows(grad_out, x, partial, stride_h, stride_w, dil_h, dil_w, pad
                 partial[chunk, co, ci, p, q] = total
 
 
-@njit(parallel=True, cache=True)
-def channel_sums(grad_out, grad_b):
-    """``grad_b[c] = grad_out[:, c].sum()``: the bias gradient.
+@kernel
+def channel_sums(grad_out, grad_b, task_lo, task_hi):
+    """``grad_b[c] = grad_out[:, c].sum()``: the bias gradient. Tasks are channels.
 
-    One task per channel keeps a row of sums, one per column, that a vector loop adds each
-    row of every image to, in order; the row is then summed left to right.
+    A task keeps a row of sums, one per column, that a vector loop adds each row of every
+    image to, in order; the row is then summed left to right.
 
     Parameters
     ----------
     grad_out : ndarray, shape (N, C, H, W), C-contiguous
     grad_b : ndarray, shape (C,); overwritten
     """
-    n_batch, c_count, h, w = grad_out.shape
+    n_batch, _, h, w = grad_out.shape
     width = np.uintp(w)
-    for c in prange(c_count):
+    for c in range(task_lo, task_hi):
         acc = np.zeros(w, dtype=grad_out.dtype)
         for n in range(n_batch):
             plane = grad_out[n, c]

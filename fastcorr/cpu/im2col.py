@@ -1,10 +1,8 @@
-"""Numba im2col and its adjoint col2im for dense and grouped layers, a block of output rows
-at a time.
+"""im2col and its adjoint col2im for dense and grouped layers, a block of output rows at a time.
 
-Each call is single-threaded and releases the GIL: :mod:`fastcorr.cpu.gemm` runs one image per
-Python thread, each with its own single-threaded matrix product, so that the cores never wait
-for each other (alternating Numba's or the gather's threads with BLAS's threads leaves either
-side's idle workers spinning on the cores the other needs; see ``shared/PERF_NOTES.md``).
+Tasks are input channels: a task fills (or scatters back) the ``kH * kW`` patch rows of its
+channel, so :func:`fastcorr.cpu._pool.run` spreads a block's gather over the threads, and
+col2im's adds into a plane are one task's, in a fixed order.
 
 Rows are copied with unsigned indices into flat rows, not through row views and slice
 assignments: a 3x3 layer's patch matrix is made of many short rows (one per tap, channel and
@@ -12,15 +10,15 @@ output row), and per-row overheads, not bytes, set the cost.
 """
 
 import numpy as np
-from numba import njit
 
 from ._indexing import in_range_span, source_index
+from ._jit import kernel
 
 
-@njit(cache=True, nogil=True)
-def im2col_rows(x, c_first, c_count, kh, kw, row_first, out_w, stride_h, stride_w, dil_h,
-                dil_w, pad_top, pad_left, pad_mode, fill, cols):
-    """Gather the patches of output rows ``row_first ...`` of channels ``c_first ...``.
+@kernel
+def im2col_rows(x, c_first, kh, kw, row_first, out_w, stride_h, stride_w, dil_h, dil_w,
+                pad_top, pad_left, pad_mode, fill, cols, task_lo, task_hi):
+    """Gather the patches of output rows ``row_first ...`` of channels ``c_first + task``.
 
     Parameters
     ----------
@@ -33,7 +31,7 @@ def im2col_rows(x, c_first, c_count, kh, kw, row_first, out_w, stride_h, stride_
     """
     h, w = x.shape[1], x.shape[2]
     n_rows = cols.shape[1] // out_w
-    for c in range(c_count):
+    for c in range(task_lo, task_hi):
         plane = x[c_first + c]
         for p in range(kh):
             for q in range(kw):
@@ -64,9 +62,9 @@ def im2col_rows(x, c_first, c_count, kh, kw, row_first, out_w, stride_h, stride_
                         dst[base + j] = src[k] if k >= 0 else fill
 
 
-@njit(cache=True, nogil=True)
-def col2im_rows(cols, c_first, c_count, kh, kw, row_first, out_w, stride_h, stride_w, dil_h,
-                dil_w, pad_top, pad_left, pad_mode, grad_x):
+@kernel
+def col2im_rows(cols, c_first, kh, kw, row_first, out_w, stride_h, stride_w, dil_h, dil_w,
+                pad_top, pad_left, pad_mode, grad_x, task_lo, task_hi):
     """The adjoint of :func:`im2col_rows`: add each patch entry back where it was read from.
 
     Entries read from the padding are folded back onto the samples the boundary rule copied
@@ -79,7 +77,7 @@ def col2im_rows(cols, c_first, c_count, kh, kw, row_first, out_w, stride_h, stri
     """
     h, w = grad_x.shape[1], grad_x.shape[2]
     n_rows = cols.shape[1] // out_w
-    for c in range(c_count):
+    for c in range(task_lo, task_hi):
         plane = grad_x[c_first + c]
         for p in range(kh):
             for q in range(kw):

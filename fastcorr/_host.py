@@ -1,0 +1,86 @@
+"""The host side of the backend contract, shared by the CPU and reference backends.
+
+Every backend module (``fastcorr.cpu``, ``fastcorr._reference_backend``, ``fastcorr.cuda``)
+provides the same names, so that the public functions never ask which backend they talk to:
+
+- ``NAME`` and ``TABLES`` (operation -> :class:`fastcorr._select.Table`);
+- ``read(a, name)``: an operand as the backend reads it (host backends: a NumPy array);
+- ``check_out(out, shape, dtype, inputs)``: the caller's ``out=``, checked;
+- ``Call(stream, operands)``: one call's operands, results and stream, with ``prepare``,
+  ``output``, ``new``, ``finish`` and ``operands`` (below);
+- ``stream_forward(call, plan, x, weight, bias, out, chunk, streams, update, method)``: the
+  forward pass of a batch chunk by chunk (:mod:`fastcorr.batch`).
+"""
+
+from dataclasses import replace
+
+import numpy as np
+
+from . import _validate as v
+
+read = v.as_real_array
+check_out = v.check_out
+
+
+class HostOperands:
+    """What the choice of an implementation may ask about the numbers of one call."""
+
+    def __init__(self, data, weight):
+        self._data, self._weight = data, weight
+
+    def weight_finite(self):
+        return self._weight is None or bool(np.isfinite(self._weight).all())
+
+    def finite(self):
+        return self.weight_finite() and (self._data is None or bool(np.isfinite(self._data).all()))
+
+    def check_finite(self):
+        from .cpu.fft import check_finite
+
+        check_finite(self._data, self._weight)
+
+
+class Call:
+    """One call on the host: operands made C-contiguous in the computation's dtype, results
+    allocated (or the caller's ``out=`` used), returned as they are."""
+
+    def __init__(self, stream, operands):
+        self.stream = stream
+
+    def prepare(self, a, dtype):
+        """``a`` as a C-contiguous array of ``dtype`` (a copy only if needed); None stays."""
+        return None if a is None else np.ascontiguousarray(a, dtype=dtype)
+
+    def output(self, out, shape, dtype):
+        """The array the result is computed into: ``out`` reshaped, or a new one."""
+        return np.empty(shape, dtype=dtype) if out is None else out.reshape(shape)
+
+    def new(self, shape, dtype, *, zero=False):
+        """A new result array (zeroed if asked)."""
+        return np.zeros(shape, dtype=dtype) if zero else np.empty(shape, dtype=dtype)
+
+    def finish(self, result):
+        """The result as the caller receives it."""
+        return result
+
+    def operands(self, data, weight):
+        """The numbers of the call, for the choice of an implementation."""
+        return HostOperands(data, weight)
+
+
+def stream_forward(backend, call, plan, x, weight, bias, out, per_chunk, streams, update, method):
+    """The forward pass of the batch ``x`` (NCHW) chunk by chunk on a host backend: each chunk
+    converted to the computation's dtype on its own, so memory stays bounded."""
+    dtype = plan.dtype
+    n = plan.input_shape[0]
+    result = call.output(out, plan.out_shape, dtype)
+    weight, bias = call.prepare(weight, dtype), call.prepare(bias, dtype)
+    for lo in range(0, n, per_chunk):
+        hi = min(n, lo + per_chunk)
+        part = replace(plan, input_shape=(hi - lo,) + plan.input_shape[1:],
+                       out_shape=(hi - lo,) + plan.out_shape[1:])
+        chunk = call.prepare(x[lo:hi], dtype)
+        impl = backend.TABLES["forward"].select(part, method, call.operands(chunk, weight))
+        impl.run(chunk, weight, bias, result[lo:hi], part)
+        update(hi)
+    return result

@@ -1,0 +1,210 @@
+"""The "fft" implementation: correlation through NumPy's FFT (pocketfft), tile by tile.
+
+Stride-1 plans (any padding, boundary rule, dilation and groups):
+
+- forward and input gradient by **overlap-save**: the padded input (padding copied through the
+  boundary rule) is cut into tiles of an FFT size ``T`` that overlap by the kernel's extent
+  less one; each tile's transform is multiplied by the conjugate transform of the (dilated)
+  kernel, computed once per call at size ``T`` and reused by every tile and image, and the
+  tile's valid part is kept. The input gradient is the output gradient, framed with zeros,
+  correlated with the rotated kernel (channels transposed), folded back through the boundary
+  rule;
+- weight gradient: the padded input correlated with the output gradient at one FFT size
+  covering the plane, summed over the batch in the Fourier domain, in image order.
+
+Tiles (and images) are spread over fastcorr's threads (:func:`fastcorr.cpu._pool.map_calls`):
+NumPy's FFTs release the GIL. The tiling depends on the shape only, each output is computed by
+one tile, so results are bitwise the same at any thread count.
+
+**Accuracy.** The FFT's error is not tied to each output's own terms: it is bounded relative
+to the whole input's scale, about ``eps * log2(T) * max|x| * sum|w|`` (``eps`` of the
+computation's dtype). fastcorr's tests hold it to ``1e-5`` (float32) and ``1e-12``
+(float64) of ``max|in1| * sum|in2|``. A non-finite input spreads through every output of its
+tile, so ``method="fft"`` refuses inputs with NaN or infinity and ``"auto"`` computes them
+directly.
+"""
+
+import numpy as np
+
+from .. import _validate as v
+from . import _pool
+from .rows import fold_planes, pad_planes
+
+#: Largest FFT tile edge; tiles are about four kernel extents wide, within these bounds.
+MAX_TILE = 1024
+MIN_TILE = 64
+#: Bytes of Fourier-domain operands (kernel transforms, one tile's planes) the path may hold.
+MEMORY_BUDGET = 1 << 30
+
+
+def next_fast_len(n):
+    """The smallest even ``m >= n`` whose prime factors are 2, 3 and 5 (fast for pocketfft)."""
+    best = None
+    p5 = 1
+    while p5 < 2 * n:
+        p35 = p5
+        while p35 < 2 * n:
+            m = p35
+            while m < n:
+                m *= 2
+            if m % 2:
+                m *= 2
+            if best is None or m < best:
+                best = m
+            p35 *= 3
+        p5 *= 5
+    return max(2, best)
+
+
+def tile_size(extent, padded):
+    """FFT tile edge for a kernel of ``extent`` samples over ``padded`` samples: one tile
+    when the whole axis fits, else about four extents (overlap-save), fast-sized."""
+    whole = next_fast_len(padded)
+    if whole <= max(MIN_TILE, min(MAX_TILE, 4 * extent)) or extent * 2 > MAX_TILE:
+        return whole
+    return next_fast_len(min(MAX_TILE, max(MIN_TILE, 4 * extent)))
+
+
+def why_not(plan):
+    """None when the FFT path computes ``plan``, else why not."""
+    if plan.stride != (1, 1):
+        return f"it needs stride 1 (got stride {plan.stride})"
+    c_out, c_in_g, kh, kw = plan.weight_shape
+    ke = ((kh - 1) * plan.dilation[0] + 1, (kw - 1) * plan.dilation[1] + 1)
+    padded = (plan.input_shape[2] + plan.pad_top + plan.pad_bottom,
+              plan.input_shape[3] + plan.pad_left + plan.pad_right)
+    t = [tile_size(e, p) for e, p in zip(ke, padded)]
+    complex_size = 2 * plan.dtype.itemsize
+    need = c_out * c_in_g * t[0] * (t[1] // 2 + 1) * complex_size
+    if need > MEMORY_BUDGET:
+        return (f"the kernel's transforms would take {need / 2**30:.1f} GiB (more than "
+                f"{MEMORY_BUDGET / 2**30:.0f} GiB)")
+    return None
+
+
+def check_finite(*arrays):
+    """Raise ValueError unless every array is finite (the FFT would spread a NaN or an
+    infinity over whole tiles)."""
+    for a in arrays:
+        if a is not None and not np.isfinite(a).all():
+            raise ValueError("method='fft': an input holds NaN or infinity, which the FFT would "
+                             "spread over whole tiles of the result; use method='direct' (or "
+                             "'auto', which computes such inputs directly)")
+
+
+def _dilated(weight, dilation):
+    """The kernel with ``dilation - 1`` zeros between taps: (C_out, C_in_g, kHe, kWe)."""
+    dh, dw = dilation
+    if (dh, dw) == (1, 1):
+        return weight
+    c_out, c_in_g, kh, kw = weight.shape
+    out = np.zeros((c_out, c_in_g, (kh - 1) * dh + 1, (kw - 1) * dw + 1), dtype=weight.dtype)
+    out[:, :, ::dh, ::dw] = weight
+    return out
+
+
+def _padded(x, plan, rows, cols, row0, col0, pad_mode, fill):
+    """``x`` (N, C, H, W) seen through the boundary rule over ``rows x cols`` from virtual
+    ``(row0, col0)``: a new (N, C, rows, cols) array."""
+    n, c, h, w = x.shape
+    out = np.empty((n * c, rows, cols), dtype=plan.dtype)
+    _pool.run(pad_planes, n * c * rows, x.reshape(n * c, h, w), out, row0, col0, pad_mode,
+              plan.dtype.type(fill), work=out.size)
+    return out.reshape(n, c, rows, cols)
+
+
+def _valid_correlation(xpad, weight, groups, out, bias=None):
+    """``out[n, co] = bias[co] + sum_ci valid_corr(xpad[n, g * Cig + ci], weight[co, ci])``
+    by overlap-save; ``weight`` is (C_out, C_in_g, kHe, kWe), ``out`` (N, C_out, oh, ow)."""
+    n_batch, c_in, hp, wp = xpad.shape
+    c_out, c_in_g, keh, kew = weight.shape
+    out_h, out_w = out.shape[2:]
+    th, tw = tile_size(keh, hp), tile_size(kew, wp)
+    step_h, step_w = th - keh + 1, tw - kew + 1
+    c_out_g = c_out // groups
+    real = xpad.dtype
+    k_f = np.conj(np.fft.rfft2(weight, s=(th, tw)))  # (C_out, C_in_g, th, tw/2+1)
+    k_f = k_f.reshape(groups, c_out_g, c_in_g, th, tw // 2 + 1)
+    tiles = [(n, a, b) for n in range(n_batch) for a in range(0, out_h, step_h)
+             for b in range(0, out_w, step_w)]
+
+    def tile(job):
+        n, a, b = job
+        block = np.zeros((c_in, th, tw), dtype=real)
+        src = xpad[n, :, a:a + th, b:b + tw]
+        block[:, :src.shape[1], :src.shape[2]] = src
+        x_f = np.fft.rfft2(block).reshape(groups, c_in_g, th, tw // 2 + 1)
+        if c_in_g == 1:
+            y_f = k_f[:, :, 0] * x_f  # (groups, c_out_g, ...) times each group's plane
+        else:
+            y_f = np.einsum("goif,gif->gof", k_f.reshape(groups, c_out_g, c_in_g, -1),
+                            x_f.reshape(groups, c_in_g, -1)).reshape(groups, c_out_g, th, -1)
+        y = np.fft.irfft2(y_f.reshape(c_out, th, tw // 2 + 1), s=(th, tw))
+        rows, cols = min(step_h, out_h - a), min(step_w, out_w - b)
+        target = out[n, :, a:a + rows, b:b + cols]
+        target[...] = y[:, :rows, :cols]
+        if bias is not None:
+            target += bias[:, None, None]
+
+    _pool.map_calls(tile, tiles)
+    return out
+
+
+def correlate(x, weight, bias, out, plan):
+    """Compute ``plan`` (stride 1) into ``out``."""
+    kh, kw = plan.weight_shape[2:]
+    dh, dw = plan.dilation
+    out_h, out_w = plan.out_shape[2:]
+    xpad = _padded(x, plan, out_h + (kh - 1) * dh, out_w + (kw - 1) * dw, -plan.pad_top,
+                   -plan.pad_left, plan.pad_mode, plan.fill)
+    return _valid_correlation(xpad, _dilated(weight, plan.dilation), plan.groups, out, bias)
+
+
+def grad_input(grad_out, weight, grad_x, plan):
+    """Write the gradient with respect to the input into ``grad_x`` (overwritten)."""
+    n, c_in, h, w = plan.input_shape
+    c_out, c_in_g, kh, kw = plan.weight_shape
+    groups = plan.groups
+    w_e = _dilated(weight, plan.dilation)
+    keh, kew = w_e.shape[2:]
+    # channels transposed, taps rotated: (groups * C_in_g, C_out_g, kHe, kWe)
+    w_t = w_e.reshape(groups, c_out // groups, c_in_g, keh, kew).transpose(0, 2, 1, 3, 4)
+    w_t = np.ascontiguousarray(w_t.reshape(c_in, c_out // groups, keh, kew)[:, :, ::-1, ::-1])
+    out_h, out_w = plan.out_shape[2:]
+    hp, wp = out_h + keh - 1, out_w + kew - 1  # the padded input's extent
+    framed = _padded(grad_out, plan, out_h + 2 * (keh - 1), out_w + 2 * (kew - 1),
+                     -(keh - 1), -(kew - 1), v.ZEROS, 0.0)
+    padded = np.empty((n, c_in, hp, wp), dtype=plan.dtype)
+    _valid_correlation(framed, w_t, groups, padded)
+    _pool.run(fold_planes, n * c_in, padded.reshape(n * c_in, hp, wp),
+              grad_x.reshape(n * c_in, h, w), -plan.pad_top, -plan.pad_left, plan.pad_mode,
+              work=padded.size)
+    return grad_x
+
+
+def grad_weight(grad_out, x, grad_w, plan):
+    """Write the gradient with respect to the weights into ``grad_w`` (overwritten)."""
+    n_batch = plan.input_shape[0]
+    c_out, c_in_g, kh, kw = plan.weight_shape
+    dh, dw = plan.dilation
+    groups = plan.groups
+    out_h, out_w = plan.out_shape[2:]
+    keh, kew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    hp, wp = out_h + keh - 1, out_w + kew - 1
+    xpad = _padded(x, plan, hp, wp, -plan.pad_top, -plan.pad_left, plan.pad_mode, plan.fill)
+    fh, fw = next_fast_len(hp), next_fast_len(wp)
+    c_out_g = c_out // groups
+
+    def image(n):
+        x_f = np.fft.rfft2(xpad[n], s=(fh, fw)).reshape(groups, c_in_g, -1)
+        g_f = np.conj(np.fft.rfft2(grad_out[n], s=(fh, fw))).reshape(groups, c_out_g, -1)
+        return np.einsum("goF,giF->goiF", g_f, x_f)
+
+    total = None
+    per_round = max(1, _pool.thread_count(n_batch))
+    for first in range(0, n_batch, per_round):  # a few images at a time, added in order
+        for product in _pool.map_calls(image, range(first, min(n_batch, first + per_round))):
+            total = product if total is None else total + product
+    full = np.fft.irfft2(total.reshape(c_out, c_in_g, fh, fw // 2 + 1), s=(fh, fw))
+    grad_w[...] = full[:, :, :keh:dh, :kew:dw]
+    return grad_w

@@ -1,0 +1,159 @@
+"""The general CPU kernels: any plan, row by row; and padding planes through the boundary rule.
+
+:func:`correlate_rows` computes every plan (any stride, dilation, groups and boundary rule):
+the "rows" implementation, and the order every direct kernel sums in. One task computes one
+output row for a block of output channels; its loops run input channel, kernel row, kernel
+column (taps outer) and output column innermost, so the innermost loop streams contiguous
+memory and vectorises, and each input row, once in cache, serves the whole block of output
+channels. Padding is virtual: each tap's span of columns inside the input is a plain vector
+loop, the few columns outside go through the boundary rule one by one.
+
+:func:`pad_planes` and :func:`fold_planes` copy a rectangle of every plane, padding included,
+into a buffer, and add such a buffer back onto the planes (the adjoint), for the kernels that
+work on padded copies (:mod:`fastcorr.cpu.taps`, the FFT path and the gradients).
+"""
+
+import numpy as np
+
+from ._indexing import in_range_span, sample, source_index
+from ._jit import kernel
+
+
+@kernel
+def correlate_rows(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
+                   pad_mode, fill, groups, co_block, task_lo, task_hi):
+    """Write the correlation of ``x`` with ``weight`` plus ``bias`` into ``out``.
+
+    Tasks are ``(n, group, block of co_block output channels, output row)``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C_in, H, W), C-contiguous
+    weight : ndarray, shape (C_out, C_in // groups, kH, kW), C-contiguous
+    bias : ndarray, shape (C_out,)
+    out : ndarray, shape (N, C_out, H_out, W_out), C-contiguous; overwritten
+    """
+    h, w = x.shape[2], x.shape[3]
+    c_out, c_in_g, kh, kw = weight.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    c_out_g = c_out // groups
+    n_blocks = (c_out_g + co_block - 1) // co_block
+    width = np.uintp(out_w)
+    for task in range(task_lo, task_hi):
+        i = task % out_h
+        rest = task // out_h
+        block = rest % n_blocks
+        rest //= n_blocks
+        g = rest % groups
+        n = rest // groups
+        co_first = g * c_out_g + block * co_block
+        co_stop = min(co_first + co_block, (g + 1) * c_out_g)
+        for co in range(co_first, co_stop):
+            out_row = out[n, co, i]
+            b = bias[co]
+            for j in range(width):
+                out_row[j] = b
+        for ci in range(c_in_g):
+            plane = x[n, g * c_in_g + ci]
+            for p in range(kh):
+                r = source_index(i * stride_h + p * dil_h - pad_top, h, pad_mode)
+                for q in range(kw):
+                    offset = q * dil_w - pad_left
+                    lo, hi = in_range_span(out_w, stride_w, offset, w)
+                    for co in range(co_first, co_stop):
+                        tap = weight[co, ci, p, q]
+                        out_row = out[n, co, i]
+                        if r < 0:  # a padded row: every column sees the fill value
+                            term = tap * fill
+                            for j in range(width):
+                                out_row[j] += term
+                            continue
+                        x_row = plane[r]
+                        for j in range(lo):
+                            out_row[j] += tap * sample(x_row, j * stride_w + offset, w, pad_mode,
+                                                       fill)
+                        if stride_w == 1:
+                            first, start = np.uintp(lo), np.uintp(lo + offset)
+                            for t in range(np.uintp(hi - lo)):
+                                out_row[first + t] += tap * x_row[start + t]
+                        else:
+                            for j in range(lo, hi):
+                                out_row[j] += tap * x_row[j * stride_w + offset]
+                        for j in range(hi, out_w):
+                            out_row[j] += tap * sample(x_row, j * stride_w + offset, w, pad_mode,
+                                                       fill)
+
+
+@kernel
+def pad_planes(x, dst, row0, col0, pad_mode, fill, task_lo, task_hi):
+    """``dst[k, i, j] = xpad[k, row0 + i, col0 + j]``: a rectangle of every plane of ``x``,
+    at virtual (padded) coordinates, through the boundary rule (``fill`` for zeros).
+
+    Tasks are ``(plane, row of dst)``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (P, H, W), C-contiguous
+    dst : ndarray, shape (P, R, Cols), C-contiguous; overwritten
+    """
+    h, w = x.shape[1], x.shape[2]
+    rows, cols = dst.shape[1], dst.shape[2]
+    lo, hi = in_range_span(cols, 1, col0, w)
+    first, inner, start = np.uintp(lo), np.uintp(hi - lo), np.uintp(lo + col0)
+    for task in range(task_lo, task_hi):
+        k = task // rows
+        i = task % rows
+        row = dst[k, i]
+        r = source_index(row0 + i, h, pad_mode)
+        if r < 0:
+            for j in range(np.uintp(cols)):
+                row[j] = fill
+            continue
+        src = x[k, r]
+        for t in range(inner):
+            row[first + t] = src[start + t]
+        for j in range(lo):
+            row[j] = sample(src, col0 + j, w, pad_mode, fill)
+        for j in range(hi, cols):
+            row[j] = sample(src, col0 + j, w, pad_mode, fill)
+
+
+@kernel
+def fold_planes(padded, grad_x, row0, col0, pad_mode, task_lo, task_hi):
+    """The adjoint of :func:`pad_planes`: ``grad_x`` (overwritten) receives every entry of
+    ``padded`` at the sample the boundary rule copied it from (entries of the fill dropped),
+    row after row of ``padded`` in order, so the sums are repeatable.
+
+    Tasks are planes.
+
+    Parameters
+    ----------
+    padded : ndarray, shape (P, R, Cols), C-contiguous
+    grad_x : ndarray, shape (P, H, W), C-contiguous; overwritten
+    """
+    h, w = grad_x.shape[1], grad_x.shape[2]
+    rows, cols = padded.shape[1], padded.shape[2]
+    lo, hi = in_range_span(cols, 1, col0, w)
+    first, inner, start = np.uintp(lo), np.uintp(hi - lo), np.uintp(lo + col0)
+    for k in range(task_lo, task_hi):
+        plane = grad_x[k]
+        for r in range(h):
+            row = plane[r]
+            for j in range(np.uintp(w)):
+                row[j] = 0
+        for i in range(rows):
+            r = source_index(row0 + i, h, pad_mode)
+            if r < 0:
+                continue
+            src = padded[k, i]
+            row = plane[r]
+            for t in range(inner):
+                row[start + t] += src[first + t]
+            for j in range(lo):
+                c = source_index(col0 + j, w, pad_mode)
+                if c >= 0:
+                    row[c] += src[j]
+            for j in range(hi, cols):
+                c = source_index(col0 + j, w, pad_mode)
+                if c >= 0:
+                    row[c] += src[j]

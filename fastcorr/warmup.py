@@ -1,0 +1,83 @@
+"""``fastcorr warmup``: compile the CPU kernels ahead of use, into the compile cache.
+
+For images built once and shipped (containers, cluster workers): run ``fastcorr warmup`` when
+the image is built (with ``FASTCORR_CACHE_DIR`` pointing into it, or into the installed
+package's own folder by default) and every later process loads the kernels instead of
+compiling them. Each step runs one tiny call with one implementation forced, for each float
+type, so every kernel of the CPU tables is compiled: the width classes of the "taps" kernels
+(every kernel width), the general kernels, im2col + BLAS, the FFT path and the gradients.
+"""
+
+import numpy as np
+
+from . import _select
+
+DTYPES = ("float32", "float64")
+
+
+def _steps(dtype):
+    """``(label, function)`` for every kernel to compile in ``dtype``."""
+    import fastcorr
+    from .cpu._taps_source import NARROW
+
+    rng = np.random.default_rng(0)
+
+    def arr(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    def forced(label, operations, fn):
+        def run():
+            with _select.force("cpu", **operations):
+                fn()
+        return label, run
+
+    image = arr(20, 24)
+    steps = []
+    for width in list(range(1, NARROW + 1)) + [NARROW + 3]:
+        kernel = arr(3, width)
+        steps.append(forced(f"taps, width {width if width <= NARROW else 'wide'}",
+                            dict(forward="taps"),
+                            lambda k=kernel: fastcorr.correlate2d(image, k, "same", "symm")))
+    x, w, dw = arr(2, 4, 9, 9), arr(6, 4, 3, 3), arr(4, 1, 3, 3)
+    g, gd = arr(2, 6, 9, 9), arr(2, 4, 9, 9)
+    layer = dict(padding=1, padding_mode="reflect")
+    steps += [
+        forced("rows", dict(forward="rows"), lambda: fastcorr.conv2d(x, w, **layer)),
+        forced("gemm", dict(forward="gemm", grad_input="gemm", grad_weight="gemm"),
+               lambda: fastcorr.conv2d_backward(g, x, w, **layer)
+               + (fastcorr.conv2d(x, w, **layer),)),
+        forced("fft", dict(forward="fft", grad_input="fft", grad_weight="fft"),
+               lambda: fastcorr.conv2d_backward(g, x, w, method="fft", **layer)
+               + (fastcorr.conv2d(x, w, method="fft", **layer),)),
+        forced("gradients: scatter, rows", dict(grad_input="scatter", grad_weight="rows"),
+               lambda: fastcorr.conv2d_backward(g, x, w, **layer)),
+        forced("gradients: depthwise", dict(grad_input="taps", grad_weight="planes"),
+               lambda: fastcorr.conv2d_backward(gd, x, dw, groups=4, **layer)),
+        forced("image gradients", {},
+               lambda: fastcorr.correlate2d_backward(np.ones((23, 26), dtype), image,
+                                                     arr(4, 3))),
+    ]
+    return steps
+
+
+def warmup(dtypes=DTYPES, progress=True):
+    """Compile every CPU kernel for ``dtypes``; returns the labels of the steps run.
+
+    Parameters
+    ----------
+    dtypes : sequence of {"float32", "float64"}
+    progress : bool or callable
+        A progress bar (tqdm if installed, else a line on stderr), or ``progress(done,
+        total)`` after each step.
+    """
+    from .batch import _progress
+
+    steps = [(f"{label} ({dtype})", fn) for dtype in dtypes for label, fn in _steps(dtype)]
+    update, close = _progress(progress, len(steps))
+    try:
+        for done, (_, fn) in enumerate(steps, 1):
+            fn()
+            update(done)
+    finally:
+        close()
+    return [label for label, _ in steps]
