@@ -71,8 +71,8 @@ def ranges(n_tasks, count):
     return [(n_tasks * k // count, n_tasks * (k + 1) // count) for k in range(count)]
 
 
-def run(kernel, n_tasks, *args, work=None):
-    """Call ``kernel(*args, lo, hi)`` over ``range(n_tasks)`` split between threads.
+def run(kernel, n_tasks, *args, work=None, scratch=None):
+    """Call ``kernel(*args, [buffer,] lo, hi)`` over ``range(n_tasks)`` split between threads.
 
     Parameters
     ----------
@@ -83,18 +83,28 @@ def run(kernel, n_tasks, *args, work=None):
         The kernel's other arguments.
     work : float, optional
         The call's work (multiply-adds or elements moved): small calls stay on one thread.
+    scratch : callable, optional
+        ``scratch()`` makes a buffer (or a tuple of buffers) for one range, each thread its
+        own, passed before the range: a kernel's working memory as arguments, which the
+        compiler knows overlap no other argument.
     """
     if n_tasks <= 0:
         return
     count = thread_count(n_tasks, work)
+    if scratch is None:
+        extra = tuple
+    else:
+        def extra():
+            made = scratch()
+            return made if isinstance(made, tuple) else (made,)
     if count == 1:
-        kernel(*args, 0, n_tasks)
+        kernel(*args, *extra(), 0, n_tasks)
         return
     parts = ranges(n_tasks, count)
     pool = _pool()
-    futures = [pool.submit(kernel, *args, lo, hi) for lo, hi in parts[1:]]
+    futures = [pool.submit(kernel, *args, *extra(), lo, hi) for lo, hi in parts[1:]]
     try:
-        kernel(*args, *parts[0])
+        kernel(*args, *extra(), *parts[0])
     finally:
         wait(futures)  # every range done before an error is raised or the arrays are freed
     for future in futures:

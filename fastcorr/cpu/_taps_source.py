@@ -22,9 +22,11 @@ from pathlib import Path
 ROWS = 4
 #: Output columns of a task (its block of rows stays in the first-level cache between passes).
 COLUMNS = 512
-#: Output rows of a task: blocks of ROWS rows within it run in order, the last one moved up
-#: to end at the chunk's end (it recomputes a few rows of the previous block, in the same task).
-CHUNK_ROWS = 32
+#: Row pitch of the block's sums between passes (``acc``): the block's rows apart by a few
+#: cache lines more than the columns, so they never share a cache set (rows of an image
+#: whose width is a multiple of 1024 do, and four output rows beside five input rows would
+#: evict each other between passes).
+ACC_PITCH = COLUMNS + 16
 #: Widths with a kernel of their own; wider kernels take the "wide" class.
 NARROW = 8
 #: Taps per pass of the wide class.
@@ -37,41 +39,47 @@ Run ``python -m fastcorr.cpu._taps_source`` to regenerate; a test checks this fi
 
 import numpy as np
 
+from ._indexing import pad_into
 from ._jit import kernel
 
 ROWS = {rows}
 COLUMNS = {columns}
-CHUNK_ROWS = 32
+ACC_PITCH = {acc_pitch}
 NARROW = {narrow}
 '''
 
 SIGNATURE = """
 
 @kernel
-def {name}(src, s_plane, s_base, s_pitch, weight, bias, out, o_plane, o_base, o_pitch, rows, cols,
-        kh, kw, sh, dh, dw, c_out, c_src, c_out_g, n_chunks, n_cblocks, task_lo, task_hi):
-    \"\"\"Valid correlation of a region, one input channel per output channel: see
-    fastcorr.cpu.taps.\"\"\"
+def {name}(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, pad_mode, fill, kh, kw,
+        sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+    \"\"\"Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
+
+    Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
+    ``buf`` holds a band's padded input, ``acc`` a block's sums between passes ({rows} x
+    {acc_pitch}).\"\"\"
+    c_src = x.shape[1]
+    s_pitch = out_w + (kw - 1) * dw
+    o_pitch = out_w
+    sp = 0
     for task in range(task_lo, task_hi):
-        cb = task % n_cblocks
-        rest = task // n_cblocks
-        chunk = rest % n_chunks
-        plane = rest // n_chunks
-        n = plane // c_out
-        co = plane % c_out
-        c = co // c_out_g
-        sp = (n * c_src + c) * s_plane + s_base
-        op = (n * c_out + co) * o_plane + o_base
-        j0 = cb * {columns}
-        width = np.uintp(min({columns}, cols - j0))
-        r_lo = chunk * {chunk_rows}
-        r_hi = rows if chunk == n_chunks - 1 else r_lo + {chunk_rows}
-        b = bias[co]
-        wb = co * kh * kw
-        i0 = r_lo
-        while i0 < r_hi:
-            if i0 + {rows} > r_hi:
-                i0 = r_hi - {rows}
+        band = task % n_bands
+        n = task // n_bands // c_src
+        c = task // n_bands % c_src
+        r0 = band * band_rows
+        rows = out_h - r0 if band == n_bands - 1 else band_rows
+        pad_into(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch, r0 * sh - pad_top,
+                 -pad_left, pad_mode, fill)
+        for co in range(c * c_out_g, (c + 1) * c_out_g):
+            b = bias[co]
+            wb = co * kh * kw
+            op = ((n * c_out + co) * out_h + r0) * o_pitch
+            for j0 in range(0, out_w, {columns}):
+                width = np.uintp(min({columns}, out_w - j0))
+                i0 = 0
+                while i0 < rows:
+                    if i0 + {rows} > rows:  # the last block ends at the band's end
+                        i0 = rows - {rows}
 {out_rows}
 """
 
@@ -97,14 +105,26 @@ def _body(taps_rows, width, first, indent, wide):
         source = lambda r, p: f"a{r}"
     lines.append(f"{sp}for t in range(width):")
     for r in range(ROWS):
-        lines.append(f"{sp}    s{r} = " + ("b" if first else f"out[o{r} + t]"))
+        lines.append(f"{sp}    s{r} = " + ("b" if first else f"acc[np.uintp({r * ACC_PITCH}) + t]"))
     for p in range(taps_rows):
         for q in range(width):
             for r in range(ROWS):
-                lines.append(f"{sp}    s{r} = s{r} + w{p}_{q} * src[{source(r, p)} + d{q} + t]")
+                lines.append(f"{sp}    s{r} = s{r} + w{p}_{q} * buf[{source(r, p)} + d{q} + t]")
     for r in range(ROWS):
-        lines.append(f"{sp}    out[o{r} + t] = s{r}")
+        lines.append(f"{sp}    acc[np.uintp({r * ACC_PITCH}) + t] = s{r}")
     return lines
+
+
+def _store(indent):
+    """The block's sums from ``acc`` into the output rows, once."""
+    sp = " " * indent
+    lines = [f"{sp}for t in range(width):"]
+    lines += [f"{sp}    out[o{r} + t] = acc[np.uintp({r * ACC_PITCH}) + t]" for r in range(ROWS)]
+    return lines
+
+
+def _indent(lines, spaces):
+    return [" " * spaces + line for line in lines]
 
 
 def _out_rows(indent):
@@ -128,8 +148,9 @@ def narrow_kernel(width):
     lines += _body(1, width, True, 20, False)
     lines += ["                else:"]
     lines += _body(1, width, False, 20, False)
-    lines += ["                p0 += 1",
-              f"            i0 += {ROWS}"]
+    lines += ["                p0 += 1"]
+    lines += _store(12)
+    lines += [f"            i0 += {ROWS}"]
     return _kernel(f"correlate_w{width}", lines)
 
 
@@ -147,19 +168,20 @@ def wide_kernel():
             lines.append(f"                    {branch} m == {m} and first == {first}:")
             lines += _body(1, m, first, 24, True)
             branch = "elif"
-    lines += ["                    q0 += m",
-              f"            i0 += {ROWS}"]
+    lines += ["                    q0 += m"]
+    lines += _store(12)
+    lines += [f"            i0 += {ROWS}"]
     return _kernel("correlate_wide", lines)
 
 
 def _kernel(name, lines):
-    return SIGNATURE.format(name=name, rows=ROWS, columns=COLUMNS, chunk_rows=CHUNK_ROWS,
-                            out_rows="\n".join(lines))
+    return SIGNATURE.format(name=name, rows=ROWS, columns=COLUMNS, acc_pitch=ACC_PITCH,
+                            out_rows="\n".join(_indent(lines, 8)))
 
 
 def source():
     """The whole generated module."""
-    parts = [HEADER.format(rows=ROWS, columns=COLUMNS, chunk_rows=CHUNK_ROWS, narrow=NARROW)]
+    parts = [HEADER.format(rows=ROWS, columns=COLUMNS, acc_pitch=ACC_PITCH, narrow=NARROW)]
     parts += [narrow_kernel(width) for width in range(1, NARROW + 1)]
     parts.append(wide_kernel())
     parts.append("\n\n#: The kernel of each width class, by width (0: the wide class).\n"

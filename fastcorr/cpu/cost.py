@@ -20,15 +20,18 @@ import math
 
 from . import fft as _fft
 
-#: Fitted on AMD EPYC (Zen 4, AVX-512), 2 cores, float32 (float64 rates are halved).
+#: Fitted on AMD EPYC (Zen 4, AVX-512), 2 cores, float32 "same" images of 512^2 to 4096^2
+#: with kernels of 3 to 63 (float64 costs twice as much): on that grid "auto" chose the
+#: faster method every time (the refit prints the check).
 CONSTANTS = {
-    "call": 2.0e-5,           # fixed cost of a call, seconds
-    "taps_narrow": 1.9e-10,   # seconds per multiply-add, kernels up to 8 wide
-    "taps_wide": 2.6e-10,     # seconds per multiply-add, wider kernels
+    "call": 3.0e-05,          # fixed cost of a call, seconds
+    "taps_narrow": 4.6e-11,   # seconds per multiply-add, kernels up to 8 wide
+    "taps_wide": 4.5e-11,     # seconds per multiply-add, wider kernels
+    "taps_element": 5.3e-10,  # seconds per input plus output element (the memory floor)
     "rows": 6.0e-10,          # seconds per multiply-add, general row kernel
     "gemm": 1.0e-11,          # seconds per multiply-add through BLAS
     "gather": 1.0e-9,         # seconds per patch element gathered
-    "fft": 1.6e-9,            # seconds per T^2 log2(T^2) of a real 2-D transform pair
+    "fft": 2.7e-10,           # seconds per T^2 log2(T^2) of a real 2-D transform
     "copy": 1.0e-9,           # seconds per element of a padded copy
 }
 
@@ -37,15 +40,22 @@ def _scale(plan):
     return 1.0 if plan.dtype.itemsize == 4 else 2.0
 
 
-def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
-    """Predicted seconds of a direct implementation ("taps", "rows" or "gemm")."""
+def _sizes(plan):
     n, c_out, out_h, out_w = plan.out_shape
     c_in_g, kh, kw = plan.weight_shape[1:]
     outputs = n * c_out * out_h * out_w
-    macs = outputs * c_in_g * kh * kw
+    inputs = n * plan.input_shape[1] * plan.input_shape[2] * plan.input_shape[3]
+    return outputs * c_in_g * kh * kw, inputs + outputs
+
+
+def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
+    """Predicted seconds of a direct implementation ("taps", "rows" or "gemm")."""
+    macs, elements = _sizes(plan)
+    n, _, out_h, out_w = plan.out_shape
+    c_in_g, kh, kw = plan.weight_shape[1:]
     if implementation == "taps":
         rate = constants["taps_narrow"] if kw <= 8 else constants["taps_wide"]
-        seconds = macs * rate
+        seconds = max(macs * rate, elements * constants["taps_element"])
     elif implementation == "gemm":
         seconds = macs * constants["gemm"] + n * out_h * out_w * c_in_g * kh * kw \
             * plan.groups * constants["gather"]
@@ -54,8 +64,8 @@ def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
     return constants["call"] + _scale(plan) * seconds / max(1, threads)
 
 
-def fft_seconds(plan, threads, constants=CONSTANTS):
-    """Predicted seconds of the FFT path (``plan`` at stride 1)."""
+def _fft_work(plan):
+    """``(transform work, copied elements)`` of the FFT path."""
     n, c_in, h, w = plan.input_shape
     c_out, c_in_g, kh, kw = plan.weight_shape
     out_h, out_w = plan.out_shape[2:]
@@ -65,10 +75,13 @@ def fft_seconds(plan, threads, constants=CONSTANTS):
     tiles = math.ceil(out_h / (th - keh + 1)) * math.ceil(out_w / (tw - kew + 1))
     size = th * tw
     transform = size * math.log2(max(2, size))
-    per_tile = (c_in + c_out) * transform
-    kernel = c_out * c_in_g * transform
-    seconds = (n * tiles * per_tile + kernel) * constants["fft"] \
-        + n * c_in * hp * wp * constants["copy"]
+    return n * tiles * (c_in + c_out) * transform + c_out * c_in_g * transform, n * c_in * hp * wp
+
+
+def fft_seconds(plan, threads, constants=CONSTANTS):
+    """Predicted seconds of the FFT path (``plan`` at stride 1)."""
+    work, copied = _fft_work(plan)
+    seconds = work * constants["fft"] + copied * constants["copy"]
     return constants["call"] + _scale(plan) * seconds / max(1, threads)
 
 
@@ -92,45 +105,79 @@ def _measure():  # pragma: no cover - a maintenance tool, run by hand
 
     rng = np.random.default_rng(0)
     rows = []
-    for size in (256, 1024, 2048):
+    for size in (512, 1024, 2048, 4096):
         image = rng.random((size, size), dtype=np.float32)
-        for k in (3, 5, 7, 11, 15, 31, 63):
+        out = np.empty_like(image)
+        for k in (3, 5, 7, 11, 15, 21, 31, 63):
             if k * 4 > size:
                 continue
             kernel = rng.random((k, k), dtype=np.float32)
             for name in ("taps", "fft"):
                 with _select.force("cpu", forward=name):
-                    seconds = best(lambda: fastcorr.correlate2d(image, kernel, "same"))
+                    seconds = best(lambda: fastcorr.correlate2d(image, kernel, "same", out=out),
+                                   repeat=3 if size * k > 100000 else 5)
                 rows.append((name, size, k, seconds))
                 print(f"{name:5s} {size:5d} k{k:<3d} {seconds * 1e3:9.3f} ms", flush=True)
     return rows
 
 
-if __name__ == "__main__":  # pragma: no cover
+def fit(measured, threads):
+    """Constants from ``measured`` rows ``(implementation, size, k, seconds)`` (float32
+    "same" images): each rate the median of its cases' seconds per unit of work."""
     from .. import _validate as v
+
+    def plan_of(size, k):
+        return v.plan_correlate2d((size, size), (k, k), "same", "fill", 0, "float32",
+                                  convolve=False)[0]
+
+    fitted = dict(CONSTANTS)
+    groups = {"taps_narrow": [], "taps_wide": [], "taps_element": [], "fft": []}
+    for impl, size, k, seconds in measured:
+        plan = plan_of(size, k)
+        busy = max(seconds - CONSTANTS["call"], 1e-9) * threads
+        macs, elements = _sizes(plan)
+        if impl == "taps" and size >= 1024:
+            if k == 3:
+                groups["taps_element"].append(busy / elements)
+            elif k >= 7:
+                groups["taps_narrow" if k <= 8 else "taps_wide"].append(busy / macs)
+        elif impl == "fft" and size >= 1024:
+            work, copied = _fft_work(plan)
+            groups["fft"].append((busy - copied * CONSTANTS["copy"]) / work)
+    for key, values in groups.items():
+        if values:
+            fitted[key] = sorted(values)[len(values) // 2]
+    return fitted
+
+
+def check(measured, threads, constants):
+    """The worst ratio of the chosen method's measured time to the best one's."""
+    from .. import _validate as v
+
+    times = {(size, k): {} for _, size, k, _ in measured}
+    for impl, size, k, seconds in measured:
+        times[(size, k)][impl] = seconds
+    worst = 1.0
+    for (size, k), found in sorted(times.items()):
+        plan = v.plan_correlate2d((size, size), (k, k), "same", "fill", 0, "float32",
+                                  convolve=False)[0]
+        fft = fft_seconds(plan, threads, constants) < direct_seconds(plan, "taps", threads,
+                                                                     constants)
+        chosen = found["fft" if fft else "taps"]
+        ratio = chosen / min(found.values())
+        worst = max(worst, ratio)
+        print(f"{size:5d} k{k:<3d} chose {'fft ' if fft else 'taps'} {ratio:5.2f}x the best")
+    return worst
+
+
+if __name__ == "__main__":  # pragma: no cover
     from .. import threads as _threads
 
-    measured = _measure()
-    t = _threads.get_num_threads()
-    fitted = dict(CONSTANTS)
-    for name, key in (("taps", None), ("fft", "fft")):
-        ratios = []
-        for impl, size, k, seconds in measured:
-            if impl != name:
-                continue
-            plan, _ = v.plan_correlate2d((size, size), (k, k), "same", "fill", 0, "float32",
-                                         convolve=False)
-            if name == "taps":
-                key = "taps_narrow" if k <= 8 else "taps_wide"
-                unit = direct_seconds(plan, "taps", t) - CONSTANTS["call"]
-                ratios.append((key, seconds / unit * CONSTANTS[key]))
-            else:
-                unit = fft_seconds(plan, t) - CONSTANTS["call"]
-                ratios.append(("fft", seconds / unit * CONSTANTS["fft"]))
-        for key in {k for k, _ in ratios}:
-            values = sorted(r for k, r in ratios if k == key)
-            fitted[key] = values[len(values) // 2]
+    count = _threads.get_num_threads()
+    rows = _measure()
+    constants = fit(rows, count)
+    print(f"worst choice: {check(rows, count, constants):.2f}x the faster method")
     print("CONSTANTS = {")
-    for key, value in fitted.items():
+    for key, value in constants.items():
         print(f"    {key!r}: {value:.2e},")
     print("}")

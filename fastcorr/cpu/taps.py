@@ -1,29 +1,30 @@
 """The "taps" implementation: single-channel images and depthwise layers, by width class.
 
-The kernels of :mod:`fastcorr.cpu._taps_generated` compute a *valid* correlation of a region
-(every tap inside its source), one input plane per output plane, for any kernel height, row
-stride, row dilation and column dilation, at unit column stride. This module cuts a plan into
-such regions:
+The kernels of :mod:`fastcorr.cpu._taps_generated` cut the output of every input plane into
+bands of rows. A task copies its band's input, padding included, through the boundary rule
+into a buffer of its own (a few hundred kilobytes: it stays in the second-level cache, and
+small planes are copied whole), then sums blocks of four output rows over it pass by pass,
+one or two kernel rows at a time, in a second buffer whose rows never share a cache set, and
+stores each block once. Every kernel height, row stride, row dilation and column dilation runs
+this way at unit column stride; the kernel width picks one of nine kernels (its width up to
+8, or the wide class), so at most nine compile per float type.
 
-- the interior of the output, whose taps all fall inside the input, read in place;
-- the border strips, whose taps reach into the padding: each strip's input, padding included,
-  is copied through the boundary rule into a small buffer (:func:`fastcorr.cpu.rows.pad_planes`),
-  and the same kernel runs on it;
-- when the interior is a small part of the output (small planes, large kernels), the whole
-  padded input is copied once instead.
-
-A region has at least :data:`ROWS` rows (its last block of rows is moved up to end at its
-end); an output with fewer rows is computed into a taller buffer and copied. Sums run in the
-taps' order, so the result is bitwise that of :func:`fastcorr.cpu.rows.correlate_rows`.
+A band has at least four rows (the last block of a band is moved up to end at its end); an
+output with fewer rows is computed into a taller buffer and copied. Sums run in the taps'
+order, so the result is bitwise that of :func:`fastcorr.cpu.rows.correlate_rows`.
 """
 
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 
 from . import _pool
-from ._taps_generated import CHUNK_ROWS, COLUMNS, KERNELS, NARROW, ROWS
-from .rows import pad_planes
+from ._taps_generated import ACC_PITCH, KERNELS, NARROW, ROWS
+
+#: Samples of a band's padded input buffer the band's rows are chosen to fit in.
+BAND_SAMPLES = 1 << 16
+#: The most output rows a band has (its last band takes the remainder, up to twice this).
+MAX_BAND_ROWS = 64
 
 
 def why_not(plan):
@@ -40,112 +41,50 @@ def width_class(kw):
     return kw if kw <= NARROW else 0
 
 
-@dataclass(frozen=True)
-class Region:
-    """Output rows ``[row0, row0 + rows)`` and columns ``[col0, col0 + cols)``, read from
-    ``source`` (None: the input itself) whose plane position ``(src_row, src_col)`` holds the
-    first tap of the region's first output."""
-
-    row0: int
-    col0: int
-    rows: int
-    cols: int
-    source: object
-    src_row: int
-    src_col: int
-
-
-def _extent(count, stride, taps, dilation):
-    """Input samples that ``count`` outputs read along an axis."""
-    return (count - 1) * stride + (taps - 1) * dilation + 1
-
-
-def _inside(out_n, n, stride, taps, dilation, pad):
-    """The outputs ``[lo, hi)`` along an axis whose taps all lie inside ``n`` samples."""
-    lo = -(-pad // stride)
-    hi = (n - 1 - (taps - 1) * dilation + pad) // stride + 1
-    lo, hi = min(max(lo, 0), out_n), min(max(hi, 0), out_n)
-    return lo, max(lo, hi)
-
-
-def regions(plan, planes):
-    """The regions of ``plan``'s output (see the module docstring), their padded copies made
-    from ``planes`` (the input as (P, H, W))."""
-    _, _, h, w = plan.input_shape
-    _, _, kh, kw = plan.weight_shape
-    out_h, out_w = plan.out_shape[2:]
-    (sh, sw), (dh, dw) = plan.stride, plan.dilation
-    fill = plan.dtype.type(plan.fill)
-
-    def padded(row0, col0, rows, cols):
-        """A region's input rectangle copied through the boundary rule."""
-        src_row, src_col = row0 * sh - plan.pad_top, col0 - plan.pad_left
-        buffer = np.empty((planes.shape[0], _extent(rows, sh, kh, dh), cols + (kw - 1) * dw),
-                          dtype=plan.dtype)
-        _pool.run(pad_planes, buffer.shape[0] * buffer.shape[1], planes, buffer, src_row,
-                  src_col, plan.pad_mode, fill, work=buffer.size)
-        return Region(row0, col0, rows, cols, buffer, 0, 0)
-
-    r_lo, r_hi = _inside(out_h, h, sh, kh, dh, plan.pad_top)
-    c_lo, c_hi = _inside(out_w, w, 1, kw, dw, plan.pad_left)
-    # border strips at least ROWS rows tall, taken from the interior
-    top = min(out_h, max(r_lo, ROWS)) if r_lo > 0 else 0
-    bottom = max(0, min(r_hi, out_h - ROWS)) if r_hi < out_h else out_h
-    interior = (bottom - top) * (c_hi - c_lo)
-    if bottom - top < ROWS or c_hi <= c_lo or 2 * interior < out_h * out_w:
-        return [padded(0, 0, out_h, out_w)]
-    found = [Region(top, c_lo, bottom - top, c_hi - c_lo, None, top * sh - plan.pad_top,
-                    c_lo - plan.pad_left)]
-    if top:
-        found.append(padded(0, 0, top, out_w))
-    if bottom < out_h:
-        found.append(padded(bottom, 0, out_h - bottom, out_w))
-    if c_lo:
-        found.append(padded(top, 0, bottom - top, c_lo))
-    if c_hi < out_w:
-        found.append(padded(top, c_hi, bottom - top, out_w - c_hi))
-    return found
+def band_rows(plan):
+    """Output rows per band: as many as keep the band's padded input near
+    :data:`BAND_SAMPLES` (at least ROWS, at most MAX_BAND_ROWS); the shape alone decides."""
+    kh, kw = plan.weight_shape[2:]
+    (sh, _), (dh, dw) = plan.stride, plan.dilation
+    width = plan.out_shape[3] + (kw - 1) * dw
+    fit = (BAND_SAMPLES // width - (kh - 1) * dh - 1) // sh + 1
+    fit -= fit % ROWS  # whole blocks
+    return max(ROWS, min(MAX_BAND_ROWS, plan.out_shape[2], fit))
 
 
 def correlate(x, weight, bias, out, plan):
     """Compute ``plan`` into ``out`` (C-contiguous NCHW arrays of ``plan.dtype``)."""
-    n_batch, c_in, h, w = x.shape
+    n_batch, c_in = x.shape[:2]
     c_out, _, kh, kw = weight.shape
     out_h, out_w = out.shape[2], out.shape[3]
     if bias is None:
         bias = np.zeros(c_out, dtype=plan.dtype)
     target = out
     if out_h < ROWS:  # too short for a block: a taller output, copied back
-        target = np.empty((n_batch, c_out, ROWS, out_w), dtype=plan.dtype)
         plan = _taller(plan, ROWS)
-    planes = x.reshape(n_batch * c_in, h, w)
-    run = KERNELS[width_class(kw)]
-    flat_out, flat_w = target.reshape(-1), weight.reshape(-1)
-    o_plane = target.shape[2] * out_w
-    for region in regions(plan, planes):
-        if region.source is None:
-            src, s_rows, s_cols = x.reshape(-1), h, w
-        else:
-            src, (s_rows, s_cols) = region.source.reshape(-1), region.source.shape[1:]
-        n_chunks = max(1, region.rows // CHUNK_ROWS)
-        n_cblocks = -(-region.cols // COLUMNS)
-        tasks = n_batch * c_out * n_chunks * n_cblocks
-        _pool.run(run, tasks, src, s_rows * s_cols, region.src_row * s_cols + region.src_col,
-                  s_cols, flat_w, bias, flat_out, o_plane, region.row0 * out_w + region.col0,
-                  out_w, region.rows, region.cols, kh, kw, plan.stride[0], plan.dilation[0],
-                  plan.dilation[1], c_out, c_in, c_out // plan.groups, n_chunks, n_cblocks,
-                  work=n_batch * c_out * region.rows * region.cols * kh * kw)
+        target = np.empty(plan.out_shape, dtype=plan.dtype)
+    (sh, _), (dh, dw) = plan.stride, plan.dilation
+    rows = band_rows(plan)
+    n_bands = max(1, plan.out_shape[2] // rows)
+    longest = plan.out_shape[2] - (n_bands - 1) * rows
+    buffer_size = ((longest - 1) * sh + (kh - 1) * dh + 1) * (out_w + (kw - 1) * dw)
+
+    def scratch():
+        return (np.empty(buffer_size, dtype=plan.dtype),
+                np.empty(ROWS * ACC_PITCH, dtype=plan.dtype))
+
+    _pool.run(KERNELS[width_class(kw)], n_batch * c_in * n_bands, x, weight.reshape(-1), bias,
+              target.reshape(-1), c_out, plan.out_shape[2], out_w, plan.pad_top, plan.pad_left,
+              plan.pad_mode, plan.dtype.type(plan.fill), kh, kw, sh, dh, dw, c_out // plan.groups,
+              rows, n_bands, work=target.size * kh * kw, scratch=scratch)
     if target is not out:
         out[...] = target[:, :, :out_h]
     return out
 
 
 def _taller(plan, rows):
-    """``plan`` with an output ``rows`` tall (extra rows read the padding or past the input,
-    computed and discarded)."""
-    from dataclasses import replace
-
+    """``plan`` with an output ``rows`` tall (the extra rows read the padding or past the
+    input through the boundary rule; computed and discarded)."""
     n, c_out, out_h, out_w = plan.out_shape
-    extra = rows - out_h
     return replace(plan, out_shape=(n, c_out, rows, out_w),
-                   pad_bottom=plan.pad_bottom + extra * plan.stride[0])
+                   pad_bottom=plan.pad_bottom + (rows - out_h) * plan.stride[0])
