@@ -139,12 +139,16 @@ def check_ndim(shape, name, ndims, expected):
 
 def shape_tuple(value, name):
     """Read a shape given as a sequence of non-negative ints (the gradient functions take one)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name}: expected a sequence of ints, got {value!r}")
     try:
         shape = tuple(_int(d, name) for d in value)
     except TypeError:
         raise TypeError(f"{name}: expected a sequence of ints, got {value!r}") from None
     if any(d < 0 for d in shape):
         raise ValueError(f"{name}: expected non-negative sizes, got {shape}")
+    if int(np.prod([max(d, 1) for d in shape], dtype=object)) > MAX_ELEMENTS:
+        raise ValueError(f"{name}: {shape} has more than {MAX_ELEMENTS} elements")
     return shape
 
 
@@ -193,8 +197,19 @@ def _int(value, name):
     return operator.index(value)
 
 
-def int_pair(value, name, minimum):
-    """Parse an int or a pair of ints, each >= ``minimum``; returns a tuple of two ints."""
+#: The largest stride, padding, dilation or group count accepted: every index a kernel
+#: computes from them (``i * stride + p * dilation - padding``, at most a few times this plus
+#: the input's extent) then fits in 64 bits with room to spare.
+MAX_ARGUMENT = 2**31 - 1
+
+#: The most elements a result may have (far beyond any machine's memory; a larger one means
+#: an argument is wrong, not that memory ran out).
+MAX_ELEMENTS = 2**47
+
+
+def int_pair(value, name, minimum, maximum=MAX_ARGUMENT):
+    """Parse an int or a pair of ints, each from ``minimum`` to ``maximum``; returns a tuple
+    of two ints."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name}: expected an int or a pair of ints, got {value!r}")
@@ -205,6 +220,8 @@ def int_pair(value, name, minimum):
     if min(pair) < minimum:
         what = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{name}: expected {what} values, got {value!r}")
+    if max(pair) > maximum:
+        raise ValueError(f"{name}: expected values of at most {maximum}, got {value!r}")
     return pair
 
 
@@ -215,10 +232,16 @@ def _choice(value, name, choices):
 
 
 def _fill_value(fillvalue):
-    arr = np.asarray(fillvalue)
+    try:
+        arr = np.asarray(fillvalue)
+    except Exception:
+        raise ValueError(f"fillvalue: expected a real scalar, got {fillvalue!r}") from None
     if arr.size != 1 or arr.dtype.kind not in "biuf":
         raise ValueError(f"fillvalue: expected a real scalar, got {fillvalue!r}")
-    return float(arr.reshape(()))
+    try:
+        return float(arr.reshape(()))
+    except OverflowError:
+        raise ValueError(f"fillvalue: {fillvalue!r} is beyond float64's range") from None
 
 
 def _positive_extent(shape, name, what):
@@ -291,8 +314,8 @@ def plan_conv2d(input_shape, weight_shape, bias_shape, stride, padding, dilation
     n, c_in, h, w = input_shape
     c_out, c_in_g, kh, kw = weight_shape
     groups = _int(groups, "groups")
-    if groups < 1:
-        raise ValueError(f"groups: expected a positive int, got {groups}")
+    if not 1 <= groups <= MAX_ARGUMENT:
+        raise ValueError(f"groups: expected a positive int of at most {MAX_ARGUMENT}, got {groups}")
     stride = int_pair(stride, "stride", 1)
     dilation = int_pair(dilation, "dilation", 1)
     pad_mode = TORCH_PADDING_MODES[_choice(padding_mode, "padding_mode", tuple(TORCH_PADDING_MODES))]
@@ -347,6 +370,9 @@ def plan_conv2d(input_shape, weight_shape, bias_shape, stride, padding, dilation
             f"than the padded input {padded}"
         )
     out_hw = tuple((padded[a] - extent[a]) // stride[a] + 1 for a in range(2))
+    if n * c_out * out_hw[0] * out_hw[1] > MAX_ELEMENTS:
+        raise ValueError(f"padding: the result ({n}, {c_out}) + {out_hw} would have more than "
+                         f"{MAX_ELEMENTS} elements (padding {pads}, stride {stride})")
     return Plan(
         input_shape=tuple(input_shape),
         weight_shape=tuple(weight_shape),

@@ -119,6 +119,9 @@ def conv2d_stream(input, weight, bias=None, stride=1, padding=0, dilation=1, gro
 
 # --------------------------------------------------------------------------- the chunk loop
 
+#: The most CUDA streams (each with its pinned buffers) a streaming call may use.
+MAX_STREAMS = 64
+
 
 def _chunk_items(plan, chunk):
     n = plan.input_shape[0]
@@ -157,8 +160,8 @@ def _run_chunked(backend, plan, x, weight, bias, out, chunk, streams, progress, 
     """Compute ``plan`` (batch ``x`` of NCHW) chunk by chunk on ``backend``; returns the 4-D
     result (as the backend's ``Call.finish`` gives it, or ``out``)."""
     streams = v._int(streams, "streams")
-    if streams < 1:
-        raise ValueError(f"streams: expected at least 1, got {streams}")
+    if not 1 <= streams <= MAX_STREAMS:
+        raise ValueError(f"streams: expected 1 to {MAX_STREAMS}, got {streams}")
     per_chunk = _chunk_items(plan, chunk)
     update, close = _progress(progress, plan.input_shape[0])
     try:

@@ -25,6 +25,10 @@ def pytest_ignore_collect(collection_path, config):
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long property runs (many random comparisons); "
+                            "not run by a plain `python -m pytest`, .ci/run runs them")
+    config.addinivalue_line("markers", "huge: arrays beyond 2**31 elements (16 GiB of memory); "
+                            "run once by .ci/run")
     config.addinivalue_line(
         "markers", "no_cuda_device: expects the CUDA backend to be unusable (no driver or GPU); "
         "skipped where a GPU is usable, since the call then runs instead of raising")
