@@ -188,6 +188,8 @@ class Row:
     ratio: float = None
     floor_ratio: float = None
     note: str = ""
+    #: for fastcorr's rows: the implementations that ran (``fastcorr.trace``)
+    implementation: str = ""
 
 
 def _missing(package, exc):
@@ -242,6 +244,70 @@ def image_workload(size, k, dtype, rng):
                "scipy.ndimage.correlate": ("ndimage", ndimage),
                "scipy.signal.correlate2d": ("signal", signal),
                "torch F.conv2d": ("torch", torch_conv)})
+
+
+SIZES = (2048, 4096)
+SIZE_KERNELS = (3, 5, 7, 11, 15, 31, 63)
+QUICK_SIZES = (128,)
+QUICK_SIZE_KERNELS = (3, 7, 15)
+
+
+def size_workload(size, k, dtype, rng):
+    """``correlate2d(image, kernel, "same")`` against OpenCV ``filter2D`` and SciPy's
+    ``fftconvolve`` and ``oaconvolve`` (given the flipped kernel: they convolve)."""
+    import fastcorr
+
+    image = rng.standard_normal((size, size)).astype(dtype)
+    kernel = rng.standard_normal((k, k)).astype(dtype)
+    flipped = np.ascontiguousarray(kernel[::-1, ::-1])
+
+    def opencv():
+        import cv2
+
+        return lambda: cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+
+    def scipy_fn(name):
+        def factory():
+            import scipy.signal
+
+            fn = getattr(scipy.signal, name)
+            return lambda: fn(image, flipped, "same")
+        return factory
+
+    shape = (size, size)
+    into = np.empty(shape, dtype=dtype)
+    return Workload(
+        label=f"{size} k{k}",
+        description=f'image {size}x{size} {np.dtype(dtype).name}, {k}x{k} kernel, "same", '
+                    f"zero fill",
+        nbytes=int(image_traffic(shape, (k, k), shape, image.itemsize)),
+        flops=image_flops((k, k), shape), dtype=np.dtype(dtype),
+        fastcorr=lambda: fastcorr.correlate2d(image, kernel, "same"),
+        fastcorr_into=lambda: fastcorr.correlate2d(image, kernel, "same", out=into),
+        peers={"OpenCV filter2D": ("opencv", opencv),
+               "scipy.signal.fftconvolve": ("signal", scipy_fn("fftconvolve")),
+               "scipy.signal.oaconvolve": ("signal", scipy_fn("oaconvolve"))})
+
+
+def size_table(rows):
+    """Lines of the kernel-size table: fastcorr (and what ran) against the best peer."""
+    by_workload = {}
+    for row in rows:
+        by_workload.setdefault(row.workload, []).append(row)
+    lines = [f"{'image':>6} {'kernel':>6} {'fastcorr ms':>12} {'ran':>5} {'best peer':>26} "
+             f"{'peer ms':>9} {'ratio':>6}"]
+    for label, group in by_workload.items():
+        ours = next(r for r in group if r.impl == "fastcorr")
+        peers = [r for r in group if r.ratio is not None and r.impl != "fastcorr"]
+        size, k = label.split()
+        if not peers:
+            lines.append(f"{size:>6} {k:>6} {ours.median_ms:12.2f} {ours.implementation:>5} "
+                         f"{'(no peer timed)':>26}")
+            continue
+        best = min(peers, key=lambda r: r.median_ms)
+        lines.append(f"{size:>6} {k:>6} {ours.median_ms:12.2f} {ours.implementation:>5} "
+                     f"{best.impl:>26} {best.median_ms:9.2f} {best.ratio:6.2f}")
+    return lines
 
 
 def layer_workloads(name, shape, c_out, groups, dtype, rng):
@@ -308,12 +374,17 @@ _PACKAGES = {"opencv": "opencv-python-headless", "ndimage": "scipy", "signal": "
 
 def run_workload(work, *, repeat, budget, bandwidth, peak, peers=PEERS):
     """Time fastcorr and each selected peer on ``work``; return the result rows."""
+    import fastcorr
+
     memory, compute = floors(work.nbytes, work.flops, bandwidth, peak)
-    ours_result = work.fastcorr()  # warm-up: compiles (or loads) the kernels
+    with fastcorr.trace() as ran:
+        ours_result = work.fastcorr()  # warm-up: compiles (or loads) the kernels
+    implementation = "+".join(dict.fromkeys(r.implementation for r in ran))
     ours, runs = median_time(work.fastcorr, repeat, budget)
     distance, bound = floor_distance(ours, memory, compute)
     rows = [Row(work.label, "fastcorr", ours * 1e3, runs, 1.0, distance,
-                f"{distance:.3g}x the {bound} floor")]
+                f"{distance:.3g}x the {bound} floor; ran {implementation}",
+                implementation=implementation)]
     if work.fastcorr_into is not None:
         work.fastcorr_into()
         into, runs = median_time(work.fastcorr_into, repeat, budget)
@@ -375,6 +446,11 @@ def add_arguments(parser):
                         help="side of the square image (default 4096; --quick: 256)")
     parser.add_argument("--kernels", type=_int_list, default=[3, 7], metavar="K,K",
                         help="square kernel sizes of the image workloads (default 3,7)")
+    parser.add_argument("--sizes", action="store_true",
+                        help="only the kernel-size table: float32 2048^2 and 4096^2 images, "
+                             "\"same\", kernels 3, 5, 7, 11, 15, 31, 63, against OpenCV "
+                             "filter2D and SciPy's fftconvolve and oaconvolve (--quick: 128^2, "
+                             "kernels 3, 7, 15)")
     parser.add_argument("--image", action=argparse.BooleanOptionalAction, default=True,
                         help="time the single-channel image workloads (default: yes)")
     parser.add_argument("--layers", action=argparse.BooleanOptionalAction, default=True,
@@ -488,12 +564,19 @@ def _run(args, out):
         f"{m}x{k}x{n} {r / 1e9:.1f}" for (m, k, n), r in rates.items()) + ")")
     say("floor = max(bytes moved / bandwidth, FLOPs / " + gemm + " peak)")
     say(_thread_line(args.peers))
+    from . import _machine
+
+    say(f"machine: {_machine.describe()}")
 
     rng = np.random.default_rng(0)
     workloads = []
-    if args.image:
+    if args.sizes:
+        sizes = QUICK_SIZES if args.quick else SIZES
+        kernels = QUICK_SIZE_KERNELS if args.quick else SIZE_KERNELS
+        workloads = [size_workload(n, k, dtype, rng) for n in sizes for k in kernels]
+    elif args.image:
         workloads += [image_workload(s["image_size"], k, dtype, rng) for k in args.kernels]
-    if args.layers:
+    if args.layers and not args.sizes:
         for name, (shape, c_out, groups) in s["layers"].items():
             if args.batch:
                 shape = (args.batch,) + tuple(shape[1:])
@@ -512,9 +595,15 @@ def _run(args, out):
                                 bandwidth=bandwidth, peak=peak, peers=args.peers):
             say(_format_row(row))
             rows.append(row)
+    if args.sizes:
+        say()
+        say("kernel sizes: fastcorr (with the implementation that ran) against the fastest peer")
+        for line in size_table(rows):
+            say(line)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"dtype": dtype.name, "bandwidth_bytes_per_s": bandwidth,
+            json.dump({"dtype": dtype.name, "machine": _machine.describe(),
+                       "bandwidth_bytes_per_s": bandwidth,
                        "gemm_peak_flops_per_s": peak,
                        "gemm_flops_per_s": {"x".join(map(str, k)): r for k, r in rates.items()},
                        "rows": [asdict(r) for r in rows]}, fh, indent=1)

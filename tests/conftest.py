@@ -50,3 +50,23 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="a CUDA device is usable here")
     for item in marked:
         item.add_marker(skip)
+
+
+def pytest_collection_finish(session):
+    """Start the simulator's run of the CUDA tests now, beside the rest of the suite, when its
+    test is selected (see tests/test_cuda_simulator.py)."""
+    import importlib.util
+
+    wanted = [item for item in session.items
+              if item.name == "test_cuda_kernels_under_the_simulator"]
+    if wanted and importlib.util.find_spec("numba_cuda") is not None:
+        from test_cuda_simulator import start_simulator_run
+
+        session.config.cuda_simulator_run = start_simulator_run()
+
+
+def pytest_sessionfinish(session):
+    proc = getattr(session.config, "cuda_simulator_run", None)
+    if proc is not None and proc.poll() is None:  # the session ended before its test ran
+        proc.kill()
+        proc.wait()

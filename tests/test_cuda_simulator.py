@@ -17,16 +17,32 @@ import pytest
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is None,
-                    reason="numba-cuda is not installed (it is in the test extra)")
-def test_cuda_kernels_under_the_simulator():
+def start_simulator_run():
+    """Start the CUDA tests under the simulator in a process of their own; returns it (a
+    ``subprocess.Popen`` writing to temporary files). ``tests/conftest.py`` starts it as soon
+    as collection ends, so it runs beside the rest of the suite (it is one single-threaded
+    Python process: the simulator interprets every GPU thread)."""
+    import tempfile
+
     env = dict(os.environ)
     env["NUMBA_ENABLE_CUDASIM"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
-    proc = subprocess.run(
+    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", os.path.join("tests", "cuda"), "-q", "-p",
-         "no:cacheprovider"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1200)
+         "no:cacheprovider"], cwd=REPO_ROOT, env=env, stdout=out, stderr=err, text=True)
+    proc.outputs = (out, err)
+    return proc
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is None,
+                    reason="numba-cuda is not installed (it is in the test extra)")
+def test_cuda_kernels_under_the_simulator(request):
+    proc = getattr(request.config, "cuda_simulator_run", None) or start_simulator_run()
+    proc.wait(timeout=1800)
+    for f in proc.outputs:
+        f.seek(0)
+    proc.stdout, proc.stderr = (f.read() for f in proc.outputs)
     report = proc.stdout[-30000:] + "\n" + proc.stderr[-5000:]
     assert proc.returncode == 0, report
     assert " passed" in proc.stdout, report

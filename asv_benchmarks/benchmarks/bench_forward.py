@@ -44,3 +44,40 @@ class Layer:
 
     def peakmem_conv2d(self, layer, dtype, backend):
         fastcorr.conv2d(self.x, self.w, padding=1, groups=self.groups, backend=self.backend)
+
+
+class KernelSizes:
+    """``correlate2d(image, kernel, "same")``, float32, by kernel size and method, beside
+    OpenCV ``filter2D`` and SciPy's ``fftconvolve`` / ``oaconvolve`` (skipped when not
+    installed); ``fastcorr bench --sizes`` prints the same grid with ratios to the best peer."""
+
+    params = ([2048, 4096], [3, 5, 7, 11, 15, 31, 63],
+              ["auto", "direct", "fft", "opencv", "fftconvolve", "oaconvolve"])
+    param_names = ["size", "kernel", "implementation"]
+    timeout = 300
+
+    def setup(self, size, kernel, implementation):
+        self.image, self.kernel = image_data(size, kernel, "float32")
+        self.out = np.empty_like(self.image)
+        if implementation in ("auto", "direct", "fft"):
+            self.run = lambda: fastcorr.correlate2d(self.image, self.kernel, "same",
+                                                    method=implementation, out=self.out)
+        elif implementation == "opencv":
+            try:
+                import cv2
+            except ImportError:
+                raise NotImplementedError("OpenCV is not installed") from None
+            self.run = lambda: cv2.filter2D(self.image, -1, self.kernel, dst=self.out,
+                                            borderType=cv2.BORDER_CONSTANT)
+        else:
+            try:
+                import scipy.signal
+            except ImportError:
+                raise NotImplementedError("SciPy is not installed") from None
+            fn = getattr(scipy.signal, implementation)
+            flipped = np.ascontiguousarray(self.kernel[::-1, ::-1])
+            self.run = lambda: fn(self.image, flipped, "same")
+        self.run()  # compile, warm up
+
+    def time_same(self, size, kernel, implementation):
+        self.run()

@@ -1,0 +1,118 @@
+"""The FFT path: its accuracy bound against SciPy's direct sums, tiling, every mode and
+boundary, layers and gradients, and its refusals."""
+
+import numpy as np
+import pytest
+
+import fastcorr
+from fastcorr.cpu import fft
+
+signal = pytest.importorskip("scipy.signal")
+
+#: The bound the docstrings state, relative to max|in1| * sum|in2|.
+BOUND = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm"])
+@pytest.mark.parametrize("convolve", [False, True], ids=["correlate", "convolve"])
+def test_fft_within_the_stated_bound_of_scipy(dtype, mode, boundary, convolve):
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((301, 277)).astype(dtype)  # several overlap-save tiles
+    k = rng.standard_normal((21, 17)).astype(dtype)
+    fn = fastcorr.convolve2d if convolve else fastcorr.correlate2d
+    sp = signal.convolve2d if convolve else signal.correlate2d
+    with fastcorr.trace() as ran:
+        got = fn(a, k, mode, boundary, 0.75, method="fft")
+    assert [r.implementation for r in ran] == ["fft"]
+    expected = sp(a.astype(np.float64), k.astype(np.float64), mode, boundary, 0.75)
+    scale = (np.abs(a).max() + 0.75) * np.abs(k).sum()
+    assert got.dtype == dtype
+    assert np.abs(got - expected).max() <= BOUND[dtype] * scale
+
+
+def test_the_swapped_valid_case():
+    rng = np.random.default_rng(12)
+    small, big = rng.standard_normal((9, 11)), rng.standard_normal((40, 50))
+    got = fastcorr.correlate2d(small, big, "valid", method="fft")
+    expected = signal.correlate2d(small, big, "valid")
+    assert np.abs(got - expected).max() <= 1e-12 * np.abs(big).max() * np.abs(small).sum()
+
+
+def test_tiles_cover_large_images_and_kernels():
+    assert fft.tile_size(15, 2000) == 256 and fft.tile_size(200, 2000) >= 400
+    assert fft.tile_size(7, 100) == fft.next_fast_len(100)  # one tile when the image fits
+    rng = np.random.default_rng(13)
+    a, k = rng.standard_normal((700, 650)), rng.standard_normal((63, 63))
+    got = fastcorr.correlate2d(a, k, "same", method="fft")
+    expected = fastcorr.correlate2d(a, k, "same", method="direct")
+    assert np.abs(got - expected).max() <= 1e-12 * np.abs(a).max() * np.abs(k).sum()
+
+
+def test_next_fast_len():
+    for n in (1, 2, 3, 7, 97, 100, 1000, 4097):
+        m = fft.next_fast_len(n)
+        assert m >= n and m % 2 == 0
+        r = m
+        for p in (2, 3, 5):
+            while r % p == 0:
+                r //= p
+        assert r == 1
+    assert fft.next_fast_len(97) == 100
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(padding=3), dict(padding="same", dilation=2, padding_mode="reflect"),
+    dict(padding=(1, 4), groups=2, padding_mode="circular"),
+])
+def test_layers_and_their_gradients_by_fft(kwargs):
+    rng = np.random.default_rng(14)
+    x, w = rng.standard_normal((2, 4, 30, 26)), rng.standard_normal((6, 4 // kwargs.get(
+        "groups", 1), 7, 5))
+    b = rng.standard_normal(6)
+    y = fastcorr.conv2d(x, w, b, method="fft", **kwargs)
+    ref = fastcorr.conv2d(x, w, b, backend="reference", **kwargs)
+    scale = np.abs(x).max() * np.abs(w).sum() + np.abs(b).max()
+    assert np.abs(y - ref).max() <= 1e-12 * scale
+    g = rng.standard_normal(y.shape)
+    with fastcorr.trace() as ran:
+        got = fastcorr.conv2d_backward(g, x, w, method="fft", **kwargs)
+    assert [r.implementation for r in ran] == ["fft", "fft", "sums"]
+    expected = fastcorr.conv2d_backward(g, x, w, backend="reference", **kwargs)
+    for a, e in zip(got, expected):
+        assert np.abs(a - e).max() <= 1e-11 * np.abs(g).max() * max(np.abs(w).sum(),
+                                                                    np.abs(x).sum())
+
+
+def test_fft_needs_stride_one():
+    with pytest.raises(ValueError, match="method='fft'.*stride 1"):
+        fastcorr.conv2d(np.ones((1, 1, 9, 9)), np.ones((1, 1, 3, 3)), stride=2, method="fft")
+    with fastcorr.trace() as ran:
+        fastcorr.conv2d(np.ones((1, 1, 9, 9)), np.ones((1, 1, 3, 3)), stride=2)
+    assert ran[0].method == "direct"
+
+
+def test_reference_backend_refuses_fft():
+    with pytest.raises(ValueError, match="method='fft': reference"):
+        fastcorr.correlate2d(np.ones((4, 4)), np.ones((2, 2)), method="fft",
+                             backend="reference")
+
+
+@pytest.mark.parametrize("bad", ["FFT", "fast", None, 1])
+def test_bad_methods(bad):
+    with pytest.raises(ValueError, match="method: expected one of 'auto', 'direct', 'fft'"):
+        fastcorr.correlate2d(np.ones((4, 4)), np.ones((2, 2)), method=bad)
+
+
+def test_auto_follows_the_cost_model_and_choose_method():
+    small = (np.ones((64, 64)), np.ones((3, 3)))
+    large = (np.ones((1024, 1024)), np.ones((63, 63)))
+    assert fastcorr.choose_method(*small) == "direct"
+    assert fastcorr.choose_method(*large, "same") == "fft"
+    for (a, k), method in ((small, "direct"), (large, "fft")):
+        with fastcorr.trace() as ran:
+            fastcorr.correlate2d(a, k, "same")
+        assert ran[0].method == method
+    method, times = fastcorr.choose_method(*small, measure=True)
+    assert method in times and set(times) == {"direct", "fft"}
