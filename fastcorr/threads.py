@@ -21,6 +21,7 @@ The most threads fastcorr uses is :func:`max_threads`: ``FASTCORR_NUM_THREADS`` 
 """
 
 import contextlib
+import functools
 import os
 import threading
 
@@ -41,9 +42,10 @@ def _read_count(name):
     return count
 
 
+@functools.lru_cache(maxsize=None)
 def max_threads():
     """The most threads fastcorr uses: ``FASTCORR_NUM_THREADS``, else ``NUMBA_NUM_THREADS``,
-    else the cores this process may run on."""
+    else the cores this process may run on (read once per process)."""
     for name in ("FASTCORR_NUM_THREADS", "NUMBA_NUM_THREADS"):
         count = _read_count(name)
         if count is not None:

@@ -24,6 +24,8 @@ tile, so ``method="fft"`` refuses inputs with NaN or infinity and ``"auto"`` com
 directly.
 """
 
+import functools
+
 import numpy as np
 
 from .. import _validate as v
@@ -40,6 +42,7 @@ MAX_TILE = 512
 MEMORY_BUDGET = 1 << 30
 
 
+@functools.lru_cache(maxsize=4096)
 def next_fast_len(n):
     """The smallest even ``m >= n`` whose prime factors are 2, 3 and 5 (fast for pocketfft)."""
     best = None
