@@ -175,7 +175,8 @@ def _auto_fft(table, plan, operands, direct):
     if table["fft"].why_not(plan) is not None:
         return False
     count = threads.get_num_threads()
-    if cost.fft_seconds(plan, count) >= cost.direct_seconds(plan, direct, count):
+    if (cost.fft_seconds(plan, count, operation=table.operation)
+            >= cost.direct_seconds(plan, direct, count)):
         return False
     return operands is None or operands.finite()
 

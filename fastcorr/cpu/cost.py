@@ -32,6 +32,7 @@ CONSTANTS = {
     "gemm": 1.0e-11,          # seconds per multiply-add through BLAS
     "gather": 1.0e-9,         # seconds per patch element gathered
     "fft": 2.7e-10,           # seconds per T^2 log2(T^2) of a real 2-D transform
+    "fft_whole": 8.0e-10,     # the same for transforms of whole planes (weight gradients)
     "copy": 1.0e-9,           # seconds per element of a padded copy
 }
 
@@ -48,8 +49,18 @@ def _sizes(plan):
     return outputs * c_in_g * kh * kw, inputs + outputs
 
 
+#: Direct gradient implementations costed as a forward one, times a factor (measured on the
+#: depthwise layers of the zoo: the gradients do 2-4x the memory traffic per multiply-add).
+GRADIENT_AS = {"planes": ("taps", 3.0), "scatter": ("taps", 2.0)}
+
+
 def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
-    """Predicted seconds of a direct implementation ("taps", "rows" or "gemm")."""
+    """Predicted seconds of a direct implementation ("taps", "rows", "gemm", or a gradient's
+    "planes" and "scatter")."""
+    if implementation in GRADIENT_AS:
+        like, factor = GRADIENT_AS[implementation]
+        base = direct_seconds(plan, like, threads, constants) - constants["call"]
+        return constants["call"] + factor * base
     macs, elements = _sizes(plan)
     n, _, out_h, out_w = plan.out_shape
     c_in_g, kh, kw = plan.weight_shape[1:]
@@ -78,10 +89,20 @@ def _fft_work(plan):
     return n * tiles * (c_in + c_out) * transform + c_out * c_in_g * transform, n * c_in * hp * wp
 
 
-def fft_seconds(plan, threads, constants=CONSTANTS):
-    """Predicted seconds of the FFT path (``plan`` at stride 1)."""
-    work, copied = _fft_work(plan)
-    seconds = work * constants["fft"] + copied * constants["copy"]
+def fft_seconds(plan, threads, constants=CONSTANTS, operation="forward"):
+    """Predicted seconds of the FFT path (``plan`` at stride 1) for ``operation``: the
+    forward pass and the input gradient tile by tile, the weight gradient in whole planes."""
+    if operation == "grad_weight":
+        n, c_in, h, w = plan.input_shape
+        c_out, c_in_g = plan.weight_shape[:2]
+        size = _fft.next_fast_len(h + plan.pad_top + plan.pad_bottom) * _fft.next_fast_len(
+            w + plan.pad_left + plan.pad_right)
+        transforms = (n * (c_in + c_out) + c_out * c_in_g) * size * math.log2(max(2, size))
+        seconds = transforms * constants["fft_whole"] + n * c_out * c_in_g * size \
+            * constants["copy"]
+    else:
+        work, copied = _fft_work(plan)
+        seconds = work * constants["fft"] + copied * constants["copy"]
     return constants["call"] + _scale(plan) * seconds / max(1, threads)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from .. import _validate as v
 from .. import config
 from . import _pool, taps
-from ._indexing import in_range_span, source_index
+from ._indexing import pad_into
 from ._jit import helper, kernel
 from .rows import fold_planes
 
@@ -72,35 +72,86 @@ def grad_input(grad_out, weight, grad_x, plan):
     return grad_x
 
 
+LANES = 32
+
+
 @helper
-def _pad_plane(plane, buf, rows, cols, row0, col0, pad_mode, fill):
-    """``buf[i * cols + j] = plane_padded[row0 + i, col0 + j]`` through the boundary rule."""
-    h, w = plane.shape
-    lo, hi = in_range_span(cols, 1, col0, w)
-    for i in range(rows):
-        base = np.uintp(i * cols)
-        r = source_index(row0 + i, h, pad_mode)
-        if r < 0:
-            for j in range(np.uintp(cols)):
-                buf[base + j] = fill
-            continue
-        src = plane[r]
-        for t in range(np.uintp(hi - lo)):
-            buf[base + np.uintp(lo) + t] = src[np.uintp(lo + col0) + t]
-        for j in range(lo):
-            c = source_index(col0 + j, w, pad_mode)
-            buf[base + j] = src[c] if c >= 0 else fill
-        for j in range(hi, cols):
-            c = source_index(col0 + j, w, pad_mode)
-            buf[base + j] = src[c] if c >= 0 else fill
+def _sum_in_lanes(acc, count, lanes):
+    """``sum(acc[:count])`` in a fixed order: LANES interleaved partial sums (a vector loop),
+    then the lanes and the remainder left to right."""
+    for j in range(LANES):
+        lanes[j] = 0
+    blocks = count // LANES
+    for b in range(blocks):
+        base = np.uintp(b * LANES)
+        for j in range(np.uintp(LANES)):
+            lanes[j] += acc[base + j]
+    total = lanes[0]
+    for j in range(1, LANES):
+        total += lanes[j]
+    for t in range(blocks * LANES, count):
+        total += acc[t]
+    return total
+
+
+@kernel
+def grad_weight_spans(grad_out, x, partial, dil_h, dil_w, pad_top, pad_left, pad_mode, fill,
+                      groups, images_per_chunk, padded, framed, acc, lanes, task_lo, task_hi):
+    """Partial sums of the weight gradient at unit strides, one per chunk of images.
+
+    A task ``(chunk, co)`` pads its images' input planes (``padded``, rows ``cols`` long) and
+    lays their output gradients out at the same row pitch (``framed``): the gradient of tap
+    ``(p, q)`` is then one long vector loop, ``sum_t framed[t] * padded[t + p*dh*cols + q*dw]``
+    over the flattened plane (the columns between rows are zeros), summed over the chunk's
+    images into ``acc`` and reduced in a fixed order.
+    """
+    n_batch = x.shape[0]
+    n_chunks, c_out, _, kh, kw = partial.shape
+    out_h, out_w = grad_out.shape[2], grad_out.shape[3]
+    c_out_g = c_out // groups
+    rows = out_h + (kh - 1) * dil_h
+    cols = out_w + (kw - 1) * dil_w
+    plane = rows * cols
+    span = np.uintp((out_h - 1) * cols + out_w)
+    for task in range(task_lo, task_hi):
+        chunk = task // c_out
+        co = task % c_out
+        c = co // c_out_g
+        first = chunk * images_per_chunk
+        count = min(n_batch, first + images_per_chunk) - first
+        for k in range(count):
+            pad_into(x[first + k, c], padded[k * plane:(k + 1) * plane], rows, cols, -pad_top,
+                     -pad_left, pad_mode, fill)
+            base = np.uintp(k * span)
+            g = grad_out[first + k, co]
+            for i in range(out_h):
+                row = base + np.uintp(i * cols)
+                for j in range(np.uintp(out_w)):
+                    framed[row + j] = g[i, j]
+                if i < out_h - 1:
+                    for j in range(np.uintp(out_w), np.uintp(cols)):
+                        framed[row + j] = 0
+        for p in range(kh):
+            for q in range(kw):
+                shift = np.uintp(p * dil_h * cols + q * dil_w)
+                for t in range(span):
+                    acc[t] = 0
+                for k in range(count):
+                    g_base = np.uintp(k * span)
+                    x_base = np.uintp(k * plane) + shift
+                    for t in range(span):
+                        acc[t] += framed[g_base + t] * padded[x_base + t]
+                partial[chunk, co, 0, p, q] = _sum_in_lanes(acc, span, lanes)
 
 
 @kernel
 def grad_weight_planes(grad_out, x, partial, stride_h, stride_w, dil_h, dil_w, pad_top,
-                       pad_left, pad_mode, fill, groups, images_per_chunk, task_lo, task_hi):
-    """Partial sums of the weight gradient, one per chunk of ``images_per_chunk`` images.
+                       pad_left, pad_mode, fill, groups, images_per_chunk, padded, acc, task_lo,
+                       task_hi):
+    """Partial sums of the weight gradient at any stride, one per chunk of images.
 
-    Tasks are ``(chunk, co)``; ``partial`` has shape (n_chunks, C_out, 1, kH, kW).
+    Tasks are ``(chunk, co)``; ``partial`` has shape (n_chunks, C_out, 1, kH, kW); ``padded``
+    (a padded input plane) and ``acc`` (kH * kW rows of out_w sums) are the task's buffers.
     """
     n_batch = x.shape[0]
     n_chunks, c_out, _, kh, kw = partial.shape
@@ -114,40 +165,60 @@ def grad_weight_planes(grad_out, x, partial, stride_h, stride_w, dil_h, dil_w, p
         chunk = task // c_out
         co = task % c_out
         c = co // c_out_g
-        padded = np.empty(rows * cols, dtype=x.dtype)
-        acc = np.zeros((kh * kw, out_w), dtype=x.dtype)
+        for t in range(np.uintp(kh * kw * out_w)):
+            acc[t] = 0
         for n in range(chunk * images_per_chunk, min(n_batch, (chunk + 1) * images_per_chunk)):
-            _pad_plane(x[n, c], padded, rows, cols, -pad_top, -pad_left, pad_mode, fill)
+            pad_into(x[n, c], padded, rows, cols, -pad_top, -pad_left, pad_mode, fill)
             for i in range(out_h):
                 g_row = grad_out[n, co, i]
                 for p in range(kh):
                     top = np.uintp((i * stride_h + p * dil_h) * cols)
                     for q in range(kw):
-                        lane = acc[p * kw + q]
+                        lane = np.uintp((p * kw + q) * out_w)
                         start = top + np.uintp(q * dil_w)
-                        if stride_w == 1:
-                            for j in range(width):
-                                lane[j] += g_row[j] * padded[start + j]
-                        else:
-                            for j in range(width):
-                                lane[j] += g_row[j] * padded[start + j * step]
+                        for j in range(width):
+                            acc[lane + j] += g_row[j] * padded[start + j * step]
         for t in range(kh * kw):
-            total = acc[t, 0]
+            base = t * out_w
+            total = acc[base]
             for j in range(1, out_w):
-                total += acc[t, j]
+                total += acc[base + j]
             partial[chunk, co, 0, t // kw, t % kw] = total
 
 
 def grad_weight(grad_out, x, grad_w, plan):
     """Write the gradient with respect to the weights into ``grad_w`` (overwritten)."""
-    per_chunk = max(1, config.CPU_GRAD_WEIGHT_CHUNK_PLANES)
+    kh, kw = plan.weight_shape[2:]
+    (sh, sw), (dh, dw) = plan.stride, plan.dilation
+    out_h, out_w = plan.out_shape[2:]
+    rows, cols = (out_h - 1) * sh + (kh - 1) * dh + 1, (out_w - 1) * sw + (kw - 1) * dw + 1
+    plane = rows * cols
+    # images per chunk: the configured number, fewer for large planes (their buffers stay
+    # within a few hundred kilobytes); the shape alone decides, so results are repeatable
+    per_chunk = max(1, min(config.CPU_GRAD_WEIGHT_CHUNK_PLANES, (1 << 16) // plane))
     n_chunks = -(-plan.out_shape[0] // per_chunk)
     partial = np.empty((n_chunks,) + grad_w.shape, dtype=plan.dtype)
-    work = grad_out.size * plan.weight_shape[2] * plan.weight_shape[3]
-    _pool.run(grad_weight_planes, n_chunks * plan.weight_shape[0], grad_out, x, partial,
-              plan.stride[0], plan.stride[1], plan.dilation[0], plan.dilation[1], plan.pad_top,
-              plan.pad_left, plan.pad_mode, plan.dtype.type(plan.fill), plan.groups, per_chunk,
-              work=work)
+    work = grad_out.size * kh * kw
+    common = (plan.pad_top, plan.pad_left, plan.pad_mode, plan.dtype.type(plan.fill),
+              plan.groups, per_chunk)
+    tasks = n_chunks * plan.weight_shape[0]
+    if (sh, sw) == (1, 1):
+        span = (out_h - 1) * cols + out_w
+
+        def scratch():
+            return (np.empty(per_chunk * plane, dtype=plan.dtype),
+                    np.empty(per_chunk * span, dtype=plan.dtype),
+                    np.empty(span, dtype=plan.dtype), np.empty(LANES, dtype=plan.dtype))
+
+        _pool.run(grad_weight_spans, tasks, grad_out, x, partial, dh, dw, *common, work=work,
+                  scratch=scratch)
+    else:
+        def scratch():
+            return (np.empty(plane, dtype=plan.dtype),
+                    np.empty(kh * kw * out_w, dtype=plan.dtype))
+
+        _pool.run(grad_weight_planes, tasks, grad_out, x, partial, sh, sw, dh, dw, *common,
+                  work=work, scratch=scratch)
     return _sum_chunks(partial, grad_w)
 
 
