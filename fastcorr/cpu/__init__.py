@@ -22,6 +22,8 @@ Kernels compile on first use, never at import. All of them run on fastcorr's own
 (:mod:`fastcorr.cpu._pool`).
 """
 
+import importlib
+
 import numpy as np
 
 from .. import _host, config, threads
@@ -65,28 +67,15 @@ def _geometry(plan):
             plan.pad_left, plan.pad_mode)
 
 
-def _taps_forward(x, weight, bias, out, plan):
-    from .taps import correlate
 
-    return correlate(x, weight, bias, out, plan)
+def _lazy(module, name):
+    """``module.name`` called through a wrapper that imports the module on first use (the
+    kernels' modules are imported when a kernel is first needed, never at import)."""
+    def call(*args):
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)(*args)
 
-
-def _gemm(name):
-    def run(*args):
-        from . import gemm
-
-        return getattr(gemm, name)(*args)
-
-    return run
-
-
-def _fft(name):
-    def run(*args):
-        from . import fft
-
-        return getattr(fft, name)(*args)
-
-    return run
+    call.__name__ = f"{module}.{name}"
+    return call
 
 
 def _scatter_grad_input(grad_out, weight, grad_x, plan):
@@ -99,11 +88,6 @@ def _scatter_grad_input(grad_out, weight, grad_x, plan):
               work=grad_out.size * plan.weight_shape[1] * kh * kw)
     return grad_x
 
-
-def _taps_grad_input(grad_out, weight, grad_x, plan):
-    from .depthwise import grad_input
-
-    return grad_input(grad_out, weight, grad_x, plan)
 
 
 def _rows_grad_weight(grad_out, x, grad_w, plan):
@@ -120,11 +104,6 @@ def _rows_grad_weight(grad_out, x, grad_w, plan):
     return _sum_chunks(partial, grad_w)
 
 
-def _planes_grad_weight(grad_out, x, grad_w, plan):
-    from .depthwise import grad_weight
-
-    return grad_weight(grad_out, x, grad_w, plan)
-
 
 def _sums_grad_bias(grad_out, grad_b, plan):
     from .backward import channel_sums
@@ -133,28 +112,8 @@ def _sums_grad_bias(grad_out, grad_b, plan):
     return grad_b
 
 
-def _fft_why_not(plan):
-    from .fft import why_not
-
-    return why_not(plan)
 
 
-def _taps_why_not(plan):
-    from .taps import why_not
-
-    return why_not(plan)
-
-
-def _taps_input_why_not(plan):
-    from .depthwise import input_why_not
-
-    return input_why_not(plan)
-
-
-def _planes_why_not(plan):
-    from .depthwise import weight_why_not
-
-    return weight_why_not(plan)
 
 
 # --------------------------------------------------------------------------- the choice
@@ -230,23 +189,28 @@ class _Table(Table):
 
 FORWARD = _Table("forward", [
     Implementation("rows", _rows_forward),
-    Implementation("taps", _taps_forward, why_not=_taps_why_not),
-    Implementation("gemm", _gemm("correlate")),
-    Implementation("fft", _fft("correlate"), method="fft", why_not=_fft_why_not),
+    Implementation("taps", _lazy("taps", "correlate"), why_not=_lazy("taps", "why_not")),
+    Implementation("gemm", _lazy("gemm", "correlate")),
+    Implementation("fft", _lazy("fft", "correlate"), method="fft",
+                   why_not=_lazy("fft", "why_not")),
 ], _forward_order)
 
 GRAD_INPUT = _Table("grad_input", [
     Implementation("scatter", _scatter_grad_input),
-    Implementation("taps", _taps_grad_input, why_not=_taps_input_why_not),
-    Implementation("gemm", _gemm("grad_input")),
-    Implementation("fft", _fft("grad_input"), method="fft", why_not=_fft_why_not),
+    Implementation("taps", _lazy("depthwise", "grad_input"),
+                   why_not=_lazy("depthwise", "input_why_not")),
+    Implementation("gemm", _lazy("gemm", "grad_input")),
+    Implementation("fft", _lazy("fft", "grad_input"), method="fft",
+                   why_not=_lazy("fft", "why_not")),
 ], _grad_input_order)
 
 GRAD_WEIGHT = _Table("grad_weight", [
     Implementation("rows", _rows_grad_weight),
-    Implementation("planes", _planes_grad_weight, why_not=_planes_why_not),
-    Implementation("gemm", _gemm("grad_weight")),
-    Implementation("fft", _fft("grad_weight"), method="fft", why_not=_fft_why_not),
+    Implementation("planes", _lazy("depthwise", "grad_weight"),
+                   why_not=_lazy("depthwise", "weight_why_not")),
+    Implementation("gemm", _lazy("gemm", "grad_weight")),
+    Implementation("fft", _lazy("fft", "grad_weight"), method="fft",
+                   why_not=_lazy("fft", "why_not")),
 ], _grad_weight_order)
 
 GRAD_BIAS = Table(NAME, "grad_bias", [Implementation("sums", _sums_grad_bias)],

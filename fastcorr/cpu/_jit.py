@@ -36,8 +36,6 @@ from numba.core import caching
 
 ENV_CACHE_DIR = "FASTCORR_CACHE_DIR"
 
-_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-
 
 class CacheWarning(UserWarning):
     """The compile cache could not be used as intended (read-only, corrupted entries)."""

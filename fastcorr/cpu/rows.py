@@ -15,7 +15,7 @@ work on padded copies (:mod:`fastcorr.cpu.taps`, the FFT path and the gradients)
 
 import numpy as np
 
-from ._indexing import in_range_span, sample, source_index
+from ._indexing import in_range_span, pad_into, sample, source_index
 from ._jit import kernel
 
 
@@ -96,26 +96,11 @@ def pad_planes(x, dst, row0, col0, pad_mode, fill, task_lo, task_hi):
     x : ndarray, shape (P, H, W), C-contiguous
     dst : ndarray, shape (P, R, Cols), C-contiguous; overwritten
     """
-    h, w = x.shape[1], x.shape[2]
     rows, cols = dst.shape[1], dst.shape[2]
-    lo, hi = in_range_span(cols, 1, col0, w)
-    first, inner, start = np.uintp(lo), np.uintp(hi - lo), np.uintp(lo + col0)
     for task in range(task_lo, task_hi):
         k = task // rows
         i = task % rows
-        row = dst[k, i]
-        r = source_index(row0 + i, h, pad_mode)
-        if r < 0:
-            for j in range(np.uintp(cols)):
-                row[j] = fill
-            continue
-        src = x[k, r]
-        for t in range(inner):
-            row[first + t] = src[start + t]
-        for j in range(lo):
-            row[j] = sample(src, col0 + j, w, pad_mode, fill)
-        for j in range(hi, cols):
-            row[j] = sample(src, col0 + j, w, pad_mode, fill)
+        pad_into(x[k], dst[k, i], 1, cols, row0 + i, col0, pad_mode, fill)
 
 
 @kernel
