@@ -35,6 +35,9 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    # the simulator's run starts when collection ends and runs beside every other test: wait
+    # for it last
+    items.sort(key=lambda item: item.name == "test_cuda_kernels_under_the_simulator")
     marked = [item for item in items if item.get_closest_marker("no_cuda_device")]
     if not marked:
         return
