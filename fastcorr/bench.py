@@ -196,8 +196,10 @@ def _missing(package, exc):
     return f"skipped: not installed ({exc}; pip install {package})"
 
 
-def image_workload(size, k, dtype, rng):
-    """``correlate2d(image, kernel, "same")``, zero fill, against OpenCV, SciPy and torch."""
+def image_workload(size, k, dtype, rng, fft_peers=False):
+    """``correlate2d(image, kernel, "same")``, zero fill, against OpenCV, SciPy and torch (or,
+    with ``fft_peers``, against OpenCV and SciPy's ``fftconvolve`` and ``oaconvolve``, labelled
+    for the kernel-size table)."""
     import fastcorr
 
     image = rng.standard_normal((size, size)).astype(dtype)
@@ -230,20 +232,33 @@ def image_workload(size, k, dtype, rng):
                 return F.conv2d(x, w, padding="same").numpy()[0, 0]
         return run
 
+    def scipy_fft(name):
+        def factory():
+            import scipy.signal
+
+            fn, flipped = getattr(scipy.signal, name), np.ascontiguousarray(kernel[::-1, ::-1])
+            return lambda: fn(image, flipped, "same")
+        return factory
+
+    peers = {"OpenCV filter2D": ("opencv", opencv)}
+    if fft_peers:
+        peers.update({"scipy.signal.fftconvolve": ("signal", scipy_fft("fftconvolve")),
+                      "scipy.signal.oaconvolve": ("signal", scipy_fft("oaconvolve"))})
+    else:
+        peers.update({"scipy.ndimage.correlate": ("ndimage", ndimage),
+                      "scipy.signal.correlate2d": ("signal", signal),
+                      "torch F.conv2d": ("torch", torch_conv)})
     shape = (size, size)
     into = np.empty(shape, dtype=dtype)
     return Workload(
-        label=f"image k{k}",
+        label=f"{size} k{k}" if fft_peers else f"image k{k}",
         description=f'image {size}x{size} {np.dtype(dtype).name}, {k}x{k} kernel, "same", '
                     f"zero fill",
         nbytes=int(image_traffic(shape, (k, k), shape, image.itemsize)),
         flops=image_flops((k, k), shape), dtype=np.dtype(dtype),
         fastcorr=lambda: fastcorr.correlate2d(image, kernel, "same"),
         fastcorr_into=lambda: fastcorr.correlate2d(image, kernel, "same", out=into),
-        peers={"OpenCV filter2D": ("opencv", opencv),
-               "scipy.ndimage.correlate": ("ndimage", ndimage),
-               "scipy.signal.correlate2d": ("signal", signal),
-               "torch F.conv2d": ("torch", torch_conv)})
+        peers=peers)
 
 
 SIZES = (2048, 4096)
@@ -255,38 +270,7 @@ QUICK_SIZE_KERNELS = (3, 7, 15)
 def size_workload(size, k, dtype, rng):
     """``correlate2d(image, kernel, "same")`` against OpenCV ``filter2D`` and SciPy's
     ``fftconvolve`` and ``oaconvolve`` (given the flipped kernel: they convolve)."""
-    import fastcorr
-
-    image = rng.standard_normal((size, size)).astype(dtype)
-    kernel = rng.standard_normal((k, k)).astype(dtype)
-    flipped = np.ascontiguousarray(kernel[::-1, ::-1])
-
-    def opencv():
-        import cv2
-
-        return lambda: cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_CONSTANT)
-
-    def scipy_fn(name):
-        def factory():
-            import scipy.signal
-
-            fn = getattr(scipy.signal, name)
-            return lambda: fn(image, flipped, "same")
-        return factory
-
-    shape = (size, size)
-    into = np.empty(shape, dtype=dtype)
-    return Workload(
-        label=f"{size} k{k}",
-        description=f'image {size}x{size} {np.dtype(dtype).name}, {k}x{k} kernel, "same", '
-                    f"zero fill",
-        nbytes=int(image_traffic(shape, (k, k), shape, image.itemsize)),
-        flops=image_flops((k, k), shape), dtype=np.dtype(dtype),
-        fastcorr=lambda: fastcorr.correlate2d(image, kernel, "same"),
-        fastcorr_into=lambda: fastcorr.correlate2d(image, kernel, "same", out=into),
-        peers={"OpenCV filter2D": ("opencv", opencv),
-               "scipy.signal.fftconvolve": ("signal", scipy_fn("fftconvolve")),
-               "scipy.signal.oaconvolve": ("signal", scipy_fn("oaconvolve"))})
+    return image_workload(size, k, dtype, rng, fft_peers=True)
 
 
 def size_table(rows):

@@ -650,7 +650,9 @@ DETERMINISM_SCRIPT = textwrap.dedent("""
     import numpy as np
     import fastcorr
     from fastcorr import _select, config
+    from fastcorr.cpu import _pool
 
+    _pool.MIN_WORK_PER_THREAD = 1  # every kernel split between the threads, however small
     out_dir, threads = sys.argv[1], int(sys.argv[2])
     assert fastcorr.get_num_threads() == threads, fastcorr.get_num_threads()
     rng = np.random.default_rng(2024)

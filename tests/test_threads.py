@@ -150,7 +150,8 @@ def _workloads(rng):
     return run
 
 
-def test_results_do_not_depend_on_the_thread_count():
+def test_results_do_not_depend_on_the_thread_count(monkeypatch):
+    monkeypatch.setattr(_pool, "MIN_WORK_PER_THREAD", 1)  # every kernel split between threads
     run = _workloads(np.random.default_rng(0))
     results = []
     for n in sorted({1, threads.max_threads()}):
@@ -164,6 +165,7 @@ def test_results_do_not_depend_on_the_thread_count():
 def test_results_at_one_and_several_threads_match_bitwise_in_fresh_processes():
     """More threads than this machine's cores, in processes of their own: still bitwise."""
     code = ("import sys, numpy as np; sys.path.insert(0, 'tests')\n"
+            "import fastcorr.cpu._pool as pool; pool.MIN_WORK_PER_THREAD = 1\n"
             "from test_threads import _workloads\n"
             "out = _workloads(np.random.default_rng(0))()\n"
             "np.savez(sys.argv[1] if len(sys.argv) > 1 else 'x', *out)\n"
@@ -182,6 +184,7 @@ def test_a_child_process_computes_after_the_parent_used_every_kernel(start_metho
         "import multiprocessing as mp, sys, numpy as np, fastcorr\n"
         "sys.path.insert(0, 'tests')\n"
         "from test_threads import _workloads\n"
+        "import fastcorr.cpu._pool as pool; pool.MIN_WORK_PER_THREAD = 1\n"
         "def child(seed):\n"
         "    return [float(a.astype(np.float64).sum()) for a in _workloads(np.random.default_rng(seed))()]\n"
         "if __name__ == '__main__':\n"
@@ -203,6 +206,7 @@ def test_eight_calling_threads_under_every_threading_layer(layer):
         "from concurrent.futures import ThreadPoolExecutor\n"
         "sys.path.insert(0, 'tests')\n"
         "from test_threads import _workloads\n"
+        "import fastcorr.cpu._pool as pool; pool.MIN_WORK_PER_THREAD = 1\n"
         "expected = _workloads(np.random.default_rng(0))()\n"
         "def call(i):\n"
         "    got = _workloads(np.random.default_rng(0))()\n"

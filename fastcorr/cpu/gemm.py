@@ -21,6 +21,11 @@ from . import _pool
 from .im2col import col2im_rows, im2col_rows
 
 
+#: A gathered (or scattered) patch element counts as this many multiply-adds of work when the
+#: pool decides how many threads a gather deserves (each goes through the boundary rule).
+COPY_WORK = 4
+
+
 def why_not(plan):
     """None: the im2col path computes every plan (it pays for dense and grouped layers)."""
     return None
@@ -58,12 +63,12 @@ class _Blocks:
     def gather(self, x_n, g, row_first, cols):
         """Fill ``cols`` with the patches of image ``x_n`` (C_in, H, W) for group ``g``."""
         _pool.run(im2col_rows, self.c_in_g, x_n, g * self.c_in_g, *self._geometry(row_first),
-                  self.plan.dtype.type(self.plan.fill), cols, work=cols.size)
+                  self.plan.dtype.type(self.plan.fill), cols, work=COPY_WORK * cols.size)
 
     def scatter(self, cols, g, row_first, grad_x_n):
         """Add ``cols`` back into ``grad_x_n`` (C_in, H, W) for group ``g``."""
         _pool.run(col2im_rows, self.c_in_g, cols, g * self.c_in_g, *self._geometry(row_first),
-                  grad_x_n, work=cols.size)
+                  grad_x_n, work=COPY_WORK * cols.size)
 
 
 def _flat(a):

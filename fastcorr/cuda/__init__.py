@@ -103,14 +103,20 @@ def _forward_tiling(plan):
     return bx, by, rc, ry, rx, tile_in_h, tile_in_w, shared, co_blocks
 
 
+def _tile_fits(shared, blocks, tile, channels):
+    """None when a tiled kernel's tile fits shared memory and its channel blocks the grid,
+    else why not."""
+    if shared > config.CUDA_MAX_SHARED_BYTES:
+        return (f"its {tile} tile needs {shared} bytes of shared memory (more than "
+                f"config.CUDA_MAX_SHARED_BYTES = {config.CUDA_MAX_SHARED_BYTES})")
+    if blocks > _MAX_GRID_YZ:
+        return f"{blocks} blocks of {channels} channels exceed the grid's {_MAX_GRID_YZ}"
+    return None
+
+
 def _tiled_why_not(plan):
     *_, shared, co_blocks = _forward_tiling(plan)
-    if shared > config.CUDA_MAX_SHARED_BYTES:
-        return (f"its input tile needs {shared} bytes of shared memory (more than "
-                f"config.CUDA_MAX_SHARED_BYTES = {config.CUDA_MAX_SHARED_BYTES})")
-    if co_blocks > _MAX_GRID_YZ:
-        return f"{co_blocks} blocks of output channels exceed the grid's {_MAX_GRID_YZ}"
-    return None
+    return _tile_fits(shared, co_blocks, "input", "output")
 
 
 def _forward_geometry(plan):
@@ -200,12 +206,7 @@ def _grad_input_tiling(plan):
 
 def _tiled_grad_input_why_not(plan):
     *_, shared, ci_blocks = _grad_input_tiling(plan)
-    if shared > config.CUDA_MAX_SHARED_BYTES:
-        return (f"its output-gradient tile needs {shared} bytes of shared memory (more than "
-                f"config.CUDA_MAX_SHARED_BYTES = {config.CUDA_MAX_SHARED_BYTES})")
-    if ci_blocks > _MAX_GRID_YZ:
-        return f"{ci_blocks} blocks of input channels exceed the grid's {_MAX_GRID_YZ}"
-    return None
+    return _tile_fits(shared, ci_blocks, "output-gradient", "input")
 
 
 def _grad_input(grad_out, weight, grad_x, plan, stream, tiled):

@@ -69,8 +69,35 @@ def main(argv):
                 print(f"{name} {label}: FAILED {type(exc).__name__}: {exc}")
                 continue
             spills = " (uses local memory)" if ".local" in ptx else ""
-            print(f"{name} {label}: ok{spills}")
+            print(f"{name} {label}: ok{spills}{_resources(ptx, cc)}")
     return 1 if failed else 0
+
+
+def _resources(ptx, cc):
+    """``ptxas -v``'s registers, stack, spills and shared memory of the kernel, when ptxas
+    (the CUDA toolkit's assembler) is on the PATH; empty otherwise."""
+    import re
+    import shutil
+    import subprocess
+    import tempfile
+
+    ptxas = shutil.which("ptxas")
+    if ptxas is None:
+        return ""
+    with tempfile.TemporaryDirectory() as folder:
+        source = f"{folder}/kernel.ptx"
+        with open(source, "w") as f:
+            f.write(ptx)
+        done = subprocess.run([ptxas, f"-arch=sm_{cc[0]}{cc[1]}", "-v", source, "-o",
+                               f"{folder}/kernel.cubin"], capture_output=True, text=True)
+    report = done.stdout + done.stderr
+    if done.returncode != 0:
+        return f"; ptxas failed: {report.strip()[-200:]}"
+    found = {key: re.search(pattern, report) for key, pattern in (
+        ("registers", r"Used (\d+) registers"), ("stack", r"(\d+) bytes stack frame"),
+        ("spill stores", r"(\d+) bytes spill stores"), ("spill loads", r"(\d+) bytes spill loads"),
+        ("shared", r"(\d+) bytes smem"))}
+    return "; " + ", ".join(f"{key} {m.group(1)}" for key, m in found.items() if m)
 
 
 if __name__ == "__main__":
