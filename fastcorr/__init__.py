@@ -2,7 +2,8 @@
 
 Importing fastcorr compiles nothing and never imports CUDA: kernels compile on first use
 (and are cached on disk). The submodules ``nn``, ``train``, ``kernels``, ``batch``,
-``reference`` and ``threads`` are attributes of the package, loaded on first use.
+``reference``, ``threads`` and ``dask`` (which needs the ``dask`` extra) are attributes of the
+package, loaded on first use.
 """
 
 import importlib
@@ -16,7 +17,7 @@ from .threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("batch", "kernels", "nn", "reference", "threads", "train")
+_SUBMODULES = ("batch", "dask", "kernels", "nn", "reference", "threads", "train")
 
 __all__ = [
     "BackendUnavailableError",
