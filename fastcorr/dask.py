@@ -50,11 +50,16 @@ Examples
 True
 """
 
+import itertools
+import operator
+
 import numpy as np
 
 try:
     import dask.array as da
     from dask.array.utils import meta_from_array
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("fastcorr.dask needs dask: pip install 'fastcorr[dask]'") from exc
 
@@ -251,86 +256,111 @@ def _image_correlation(in1, in2, mode, boundary, fillvalue, method, backend, thr
     a, b = _read(in1, "in1"), _read(in2, "in2")
     ops = ImageOperands(a, b, mode, boundary, fillvalue, convolve=convolve, read=_same)
     plan = ops.plan
-    # Each block of the result keeps the image's chunk; its block of the extended image is
-    # that chunk with the padding before the first and after the last, plus halos: ``pad``
-    # rows before and ``kernel - 1 - pad`` after.
-    sides = ((plan.pad_top, plan.pad_bottom), (plan.pad_left, plan.pad_right))
-    spans = [k - 1 for k in plan.weight_shape[2:]]
-    chunks = [_chunks_for_halo(c, span) for c, span in zip(ops.image.chunks, spans)]
-    extended = _extend(ops.image.astype(plan.dtype).rechunk(chunks), plan)
-    extended = extended.rechunk(tuple(_grown(c, before, after)
-                                      for c, (before, after) in zip(chunks, sides)))
-    halo = da.overlap.overlap(
-        extended, depth={axis: (before, span - before)
-                         for axis, ((before, _), span) in enumerate(zip(sides, spans))},
-        boundary="none")
-    out_chunks = [c[:-1] + (c[-1] + before + after - span,)
-                  for c, (before, after), span in zip(chunks, sides, spans)]
+    image = ops.image.astype(plan.dtype)
     kernel = _one_block(ops.kernel)
-    return da.blockwise(
-        _correlate_block, "ij", halo, "ij", kernel, "pq",
-        adjust_chunks={"i": tuple(out_chunks[0]), "j": tuple(out_chunks[1])},
-        align_arrays=False, concatenate=True, dtype=plan.dtype,
-        meta=meta_from_array(ops.image, 2, dtype=plan.dtype),
-        method=method, backend=backend, count=count,
-    )
+    axes = [_Axis(n, chunks, before, after, k - 1, plan.pad_mode)
+            for n, chunks, before, after, k in zip(
+                image.shape, image.chunks, (plan.pad_top, plan.pad_left),
+                (plan.pad_bottom, plan.pad_right), plan.weight_shape[2:])]
+    name = "fastcorr-" + ("convolve2d-" if convolve else "correlate2d-") + tokenize(
+        image, kernel, plan, method, backend, count)
+    graph = {}
+    for i, rows in enumerate(axes[0].regions):
+        for j, cols in enumerate(axes[1].regions):
+            pieces, places = [], []
+            for (r_dest, r_src), (c_dest, c_src) in itertools.product(rows, cols):
+                places.append((r_dest, c_dest))
+                if r_src is None or c_src is None:
+                    pieces.append(None)  # the fill value
+                    continue
+                (bi, r_slice), (bj, c_slice) = r_src, c_src
+                key = (image.name, bi, bj)
+                if r_slice == axes[0].whole(bi) and c_slice == axes[1].whole(bj):
+                    pieces.append(key)
+                else:
+                    piece = (name + "-piece", i, j, len(pieces))
+                    graph[piece] = (operator.getitem, key, (r_slice, c_slice))
+                    pieces.append(piece)
+            shape = (axes[0].region_size(i), axes[1].region_size(j))
+            graph[(name, i, j)] = (_correlate_region, pieces, places, shape, plan.fill,
+                                   (kernel.name, 0, 0), method, backend, count)
+    graph = HighLevelGraph.from_collections(name, graph, dependencies=[image, kernel])
+    return da.Array(graph, name, chunks=(axes[0].out_chunks, axes[1].out_chunks),
+                    meta=meta_from_array(image, 2, dtype=plan.dtype))
 
 
-def _correlate_block(block, kernel, method, backend, count):
-    """One block of the result: the "valid" correlation of the block of the extended image
-    (with its halo) with the kernel (every block is at least the kernel's size)."""
+def _correlate_region(pieces, places, shape, fill, kernel, method, backend, count):
+    """One block of the result: its region of the extended image assembled from the pieces
+    (views of the image's blocks, or None for the fill value) in one copy, then its "valid"
+    correlation with the kernel (every region is at least the kernel's size)."""
+    like = next((p for p in pieces if p is not None), kernel)
+    region = np.empty_like(like, shape=shape)  # (CuPy blocks make a CuPy region)
+    for piece, (rows, cols) in zip(pieces, places):
+        region[rows, cols] = fill if piece is None else piece
     with threads.num_threads(min(count, threads.max_threads())):
-        return functional.correlate2d(block, kernel, "valid", method=method, backend=backend)
+        return functional.correlate2d(region, kernel, "valid", method=method, backend=backend)
 
 
-def _extend(image, plan):
-    """``image`` extended by the plan's padding, by its boundary rule (any distance)."""
-    pads = ((plan.pad_top, plan.pad_bottom), (plan.pad_left, plan.pad_right))
-    if plan.pad_mode == v.ZEROS:
-        if not any(p for pair in pads for p in pair):
-            return image
-        return da.pad(image, pads, mode="constant", constant_values=plan.fill)
-    for axis, (before, after) in enumerate(pads):
-        n = image.shape[axis]
-        parts = []
-        if before:
-            parts.append(_take(image, axis, range(-before, 0), n, plan.pad_mode))
-        parts.append(image)
-        if after:
-            parts.append(_take(image, axis, range(n, n + after), n, plan.pad_mode))
-        image = da.concatenate(parts, axis=axis) if len(parts) > 1 else image
-    return image
+class _Axis:
+    """One axis of an image correlation on blocks: the result's chunks and, for each, where
+    the rows (or columns) of its region of the extended image come from.
 
+    The result's chunk boundaries are the image's (the last moved to the result's end), so a
+    "same" result is chunked as the image is. Output ``o`` reads the extended image's virtual
+    rows ``o - before`` to ``o - before + span`` (``span`` = kernel - 1); a virtual row maps
+    to a real one by the boundary rule the kernels compile
+    (:func:`fastcorr._boundary.source_index`), at any distance (``da.pad`` repeats a periodic
+    or mirrored boundary only up to the axis length). ``regions[b]`` lists the runs of block
+    ``b``'s region as ``(destination slice, source)``, ``source`` being
+    ``(image chunk, slice)`` or None for the fill value.
+    """
 
-def _take(image, axis, virtual, n, pad_mode):
-    # the rule the in-memory kernels compile (NumPy's pad repeats only up to the axis length)
-    index = np.array([_boundary.source_index(k, n, pad_mode) for k in virtual], dtype=np.intp)
-    return da.take(image, index, axis=axis)
+    def __init__(self, n, chunks, before, after, span, pad_mode):
+        self.n, self.span, self.pad_mode = n, span, pad_mode
+        self.chunks = tuple(chunks)
+        self.starts = np.cumsum((0,) + self.chunks)
+        out_len = n + before + after - span
+        ends = [int(e) for e in self.starts[1:-1] if e < out_len] + [out_len]
+        self.out_chunks = tuple(int(c) for c in np.diff([0] + ends))
+        self.regions = [self._runs(lo - before, lo - before + size + span)
+                        for lo, size in zip([0] + ends[:-1], self.out_chunks)]
 
+    def region_size(self, b):
+        return self.out_chunks[b] + self.span
 
-def _grown(chunks, before, after):
-    """One axis's chunks with ``before`` added to the first and ``after`` to the last."""
-    if len(chunks) == 1:
-        return (chunks[0] + before + after,)
-    return (chunks[0] + before,) + tuple(chunks[1:-1]) + (chunks[-1] + after,)
+    def whole(self, chunk):
+        return slice(0, self.chunks[chunk], 1)
 
+    def _chunk(self, s):
+        return int(np.searchsorted(self.starts, s, side="right") - 1)
 
-def _chunks_for_halo(chunks, depth):
-    """Chunks of one axis merged until each is larger than ``depth`` (a short last chunk joins
-    the one before), so that each block's halos come from its neighbours alone and the last
-    block still has a row of output."""
-    merged, run = [], 0
-    for c in chunks:
-        run += c
-        if run > depth:
-            merged.append(run)
-            run = 0
-    if run:
-        if merged:
-            merged[-1] += run
-        else:
-            merged.append(run)
-    return tuple(merged)
+    def _runs(self, lo, hi):
+        sources = [_boundary.source_index(v, self.n, self.pad_mode) for v in range(lo, hi)]
+        runs, start = [], 0
+        for k in range(1, len(sources) + 1):
+            if k < len(sources) and self._continues(sources[k - 1], sources[k],
+                                                    sources[start]):
+                continue
+            runs.append((slice(start, k), self._source(sources[start], sources[k - 1])))
+            start = k
+        return runs
+
+    def _continues(self, prev, s, first):
+        if prev < 0 or s < 0:
+            return prev < 0 and s < 0
+        step = s - prev
+        if abs(step) != 1 or self._chunk(s) != self._chunk(prev):
+            return False
+        return first == prev or (prev - first) * step > 0  # one direction per run
+
+    def _source(self, first, last):
+        if first < 0:
+            return None
+        chunk = self._chunk(first)
+        a, b = first - int(self.starts[chunk]), last - int(self.starts[chunk])
+        if b >= a:
+            return chunk, slice(a, b + 1, 1)
+        return chunk, slice(a, b - 1 if b > 0 else None, -1)
 
 
 # -- layers ------------------------------------------------------------------------------------
