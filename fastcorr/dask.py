@@ -7,10 +7,11 @@ are computed by :func:`fastcorr.correlate2d`, :func:`fastcorr.conv2d` and the gr
 functions, on the backend the blocks' type selects (NumPy blocks: the CPU; CuPy blocks: the
 GPU), so a dask result has the in-memory call's numbers:
 
-- :func:`correlate2d` / :func:`convolve2d`: the image is extended by its boundary rule
-  (``fill``/``wrap``/``symm``, exactly as the in-memory call extends it, however far), then
-  each block of the result is the "valid" correlation of its block of the extended image with
-  a halo of ``kernel - 1`` rows and columns from the next blocks (``dask.array.overlap``). With
+- :func:`correlate2d` / :func:`convolve2d`: each block of the result is the "valid"
+  correlation of its region of the extended image: the image's block with a halo of
+  ``kernel - 1`` rows and columns taken from its neighbours, and beyond the image's edges the
+  boundary rule (``fill``/``wrap``/``symm``, exactly as the in-memory call extends it, however
+  far), assembled in one copy. The result is chunked as the image (in "same" mode exactly). With
   ``method="direct"`` every sum runs in the in-memory call's order: the result is bitwise the
   in-memory one. With "auto" each block picks its own method, and a block that takes the FFT
   differs from a direct in-memory result within the FFT's bound.
@@ -78,8 +79,8 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
     Parameters
     ----------
     in1 : dask array or array_like, shape (H, W)
-        The image, in any chunks (a chunk smaller than the kernel is merged with its
-        neighbour). Array-likes are wrapped with :func:`dask.array.asarray`.
+        The image, in any chunks (a halo may span several). Array-likes are wrapped with
+        :func:`dask.array.asarray`.
     in2 : array_like or dask array, shape (kH, kW)
         The kernel (computed into memory if it is a dask array). In "valid" mode with ``in2``
         the larger, the two swap roles as in SciPy: ``in2`` is tiled and ``in1`` is the kernel.
@@ -373,7 +374,6 @@ class _Layout:
     """
 
     def __init__(self, plan, input_chunks):
-        self.plan = plan
         self.batch = input_chunks[0]
         groups = plan.groups
         c_in_g = plan.weight_shape[1]
@@ -468,6 +468,8 @@ def _one_block(a):
 
 
 def _threads(count):
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
+        raise TypeError(f"threads_per_block: expected a positive int, got {count!r}")
+    if count < 1:
         raise ValueError(f"threads_per_block: expected a positive int, got {count!r}")
     return int(count)

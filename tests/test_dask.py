@@ -256,6 +256,8 @@ def test_errors_at_graph_construction():
         fd.correlate2d(image, np.ones((3, 3)), backend="tpu")
     with pytest.raises(ValueError, match="threads_per_block"):
         fd.correlate2d(image, np.ones((3, 3)), threads_per_block=0)
+    with pytest.raises(TypeError, match="threads_per_block"):
+        fd.conv2d(da.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), threads_per_block=1.5)
     with pytest.raises(TypeError, match="in2"):
         fd.correlate2d(image, np.ones((3, 3), dtype=complex))
     with pytest.raises(ValueError, match="in1"):

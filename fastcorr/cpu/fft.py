@@ -25,6 +25,7 @@ directly.
 """
 
 import functools
+import threading
 
 import numpy as np
 
@@ -98,6 +99,45 @@ def check_finite(*arrays):
                              "'auto', which computes such inputs directly)")
 
 
+_local = threading.local()
+#: numpy.fft takes ``out=`` from NumPy 2.0
+_FFT_OUT = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+
+
+def _scratch(slot, shape, dtype):
+    """A per-thread array for ``slot``, reused by every tile and call of the same shape.
+
+    A tile's arrays are a few MiB; allocated afresh for every tile, each costs the allocator
+    an ``mmap``, page faults and an ``munmap`` wherever the process returns memory to the
+    system eagerly (dask.distributed's workers set ``MALLOC_TRIM_THRESHOLD_``: a 4096^2
+    block with a 31x31 kernel took 0.83 s there against 0.23 s, now the same).
+    """
+    buffers = _local.__dict__.setdefault("buffers", {})
+    buf = buffers.get(slot)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = buffers[slot] = np.empty(shape, dtype)
+    return buf
+
+
+def _rfft2(a, out):
+    """``np.fft.rfft2(a)`` by its own steps (the real transform along the rows, then the
+    transform along the columns), into ``out`` through a second scratch array: NumPy copies
+    an input that overlaps its output, so neither step runs in place."""
+    if not _FFT_OUT or out.dtype != np.result_type(a.dtype, np.complex64):
+        return np.fft.rfft2(a)
+    rows = np.fft.rfft(a, axis=-1, out=_scratch("rfft rows", out.shape, out.dtype))
+    return np.fft.fft(rows, axis=-2, out=out)
+
+
+def _irfft2(a, s, out):
+    """``np.fft.irfft2(a, s)`` by its own steps (the inverse along the columns, then the real
+    inverse along the rows), into ``out`` through a second scratch array."""
+    if not _FFT_OUT or out.dtype != np.result_type(a.real.dtype, np.float32):
+        return np.fft.irfft2(a, s=s)
+    cols = np.fft.ifft(a, s[0], axis=-2, out=_scratch("irfft cols", a.shape, a.dtype))
+    return np.fft.irfft(cols, s[1], axis=-1, out=out)
+
+
 def _dilated(weight, dilation):
     """The kernel with ``dilation - 1`` zeros between taps: (C_out, C_in_g, kHe, kWe)."""
     dh, dw = dilation
@@ -128,24 +168,36 @@ def _valid_correlation(xpad, weight, groups, out, bias=None):
     th, tw = tile_size(keh, hp), tile_size(kew, wp)
     step_h, step_w = th - keh + 1, tw - kew + 1
     c_out_g = c_out // groups
-    real = xpad.dtype
-    k_f = np.conj(np.fft.rfft2(weight, s=(th, tw)))  # (C_out, C_in_g, th, tw/2+1)
+    # The Fourier domain is float64 for float32 plans too: NumPy 2.4's single-precision
+    # forward transforms rebuild their plan on every call (two allocations each, and 4.7 ms
+    # against 1.0 ms in float64 for a 512^2 tile here), and the error bound only improves.
+    real = np.float64
+    k_f = np.conj(np.fft.rfft2(weight.astype(real), s=(th, tw)))  # (C_out, C_in_g, th, tw/2+1)
     k_f = k_f.reshape(groups, c_out_g, c_in_g, th, tw // 2 + 1)
     tiles = [(n, a, b) for n in range(n_batch) for a in range(0, out_h, step_h)
              for b in range(0, out_w, step_w)]
 
+    spectrum = np.result_type(real, np.complex64)
+    half = tw // 2 + 1
+
     def tile(job):
         n, a, b = job
-        block = np.zeros((c_in, th, tw), dtype=real)
         src = xpad[n, :, a:a + th, b:b + tw]
-        block[:, :src.shape[1], :src.shape[2]] = src
-        x_f = np.fft.rfft2(block).reshape(groups, c_in_g, th, tw // 2 + 1)
+        block = _scratch("block", (c_in, th, tw), real)
+        rows_in, cols_in = src.shape[1:]
+        block[:, :rows_in, :cols_in] = src
+        block[:, rows_in:, :] = 0  # (an edge tile: zeros past the input)
+        block[:, :rows_in, cols_in:] = 0
+        x_f = _rfft2(block, _scratch("x_f", (c_in, th, half), spectrum))
+        x_f = x_f.reshape(groups, c_in_g, th, half)
+        y_f = _scratch("y_f", (groups, c_out_g, th, half), spectrum)
         if c_in_g == 1:
-            y_f = k_f[:, :, 0] * x_f  # (groups, c_out_g, ...) times each group's plane
+            np.multiply(k_f[:, :, 0], x_f, out=y_f)  # each group's plane times its kernels
         else:
-            y_f = np.einsum("goif,gif->gof", k_f.reshape(groups, c_out_g, c_in_g, -1),
-                            x_f.reshape(groups, c_in_g, -1)).reshape(groups, c_out_g, th, -1)
-        y = np.fft.irfft2(y_f.reshape(c_out, th, tw // 2 + 1), s=(th, tw))
+            np.einsum("goif,gif->gof", k_f.reshape(groups, c_out_g, c_in_g, -1),
+                      x_f.reshape(groups, c_in_g, -1), out=y_f.reshape(groups, c_out_g, -1))
+        y = _irfft2(y_f.reshape(c_out, th, half), (th, tw),
+                    _scratch("y", (c_out, th, tw), real))
         rows, cols = min(step_h, out_h - a), min(step_w, out_w - b)
         target = out[n, :, a:a + rows, b:b + cols]
         target[...] = y[:, :rows, :cols]
