@@ -36,6 +36,8 @@ PAD_MODE_NAMES = {
 
 SCIPY_MODES = ("full", "same", "valid")
 SCIPY_BOUNDARIES = {"fill": ZEROS, "wrap": CIRCULAR, "symm": SYMMETRIC}
+#: The other names scipy.signal.correlate2d accepts for its boundaries.
+SCIPY_BOUNDARY_ALIASES = {"pad": "fill", "circular": "wrap", "symmetric": "symm"}
 TORCH_PADDING_MODES = {
     "zeros": ZEROS,
     "reflect": REFLECT,
@@ -259,7 +261,9 @@ def plan_correlate2d(image_shape, kernel_shape, mode, boundary, fillvalue, dtype
     the larger one; ``swapped`` tells the caller to do the same.
     """
     mode = _choice(mode, "mode", SCIPY_MODES)
-    boundary = _choice(boundary, "boundary", tuple(SCIPY_BOUNDARIES))
+    boundary = _choice(boundary, "boundary",
+                       tuple(SCIPY_BOUNDARIES) + tuple(SCIPY_BOUNDARY_ALIASES))
+    boundary = SCIPY_BOUNDARY_ALIASES.get(boundary, boundary)
     fill = _fill_value(fillvalue)
     _positive_extent(image_shape, "in1", "2-D array")
     _positive_extent(kernel_shape, "in2", "2-D array")

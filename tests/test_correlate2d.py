@@ -672,10 +672,23 @@ def test_unknown_mode(op, mode):
 
 
 @pytest.mark.parametrize("op", ["correlate2d", "convolve2d"])
-@pytest.mark.parametrize("boundary", ["reflect", "circular", "zeros", "Fill", None])
+@pytest.mark.parametrize("boundary", ["reflect", "periodic", "zeros", "Fill", None])
 def test_unknown_boundary(op, boundary):
     with pytest.raises(ValueError, match="boundary"):
         _call(op, np.ones((3, 3)), np.ones((2, 2)), "full", boundary)
+
+
+@pytest.mark.parametrize("op", ["correlate2d", "convolve2d"])
+@pytest.mark.parametrize("alias,name", [("pad", "fill"), ("circular", "wrap"),
+                                        ("symmetric", "symm")])
+def test_scipy_boundary_aliases(op, alias, name):
+    rng = np.random.default_rng(11)
+    x, k = rng.standard_normal((9, 8)), rng.standard_normal((3, 4))
+    for mode in ("full", "same", "valid"):
+        got = _call(op, x, k, mode, alias, 0.5)
+        assert np.array_equal(got, _call(op, x, k, mode, name, 0.5))
+        expected = getattr(signal, op)(x, k, mode, alias, 0.5)
+        assert np.allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", ["gpu", "CPU", "numba", "", 0, "ref"])
