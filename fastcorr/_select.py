@@ -120,8 +120,28 @@ class Table:
 def trace():
     """Record which implementations run in this block (in the calling thread).
 
-    Yields a list that fills with :class:`Ran` records ``(backend, operation,
-    implementation, method)``, one per computation, in order.
+    Every kernel choice a public function makes in the block (a forward pass, each gradient)
+    is recorded as it is made, so a test or a benchmark can tell which path computed a call.
+
+    Returns
+    -------
+    context manager
+        Its ``with ... as records`` target is a list that fills with :class:`Ran` records
+        ``(backend, operation, implementation, method)``, one per computation, in order:
+        ``operation`` is "forward", "grad_input", "grad_weight" or "grad_bias", and
+        ``method`` is "direct" or "fft". The list stays readable after the block.
+
+    See Also
+    --------
+    choose_method : The method ``method="auto"`` would take, without computing.
+    correlate2d, conv2d, conv2d_backward : Calls whose choices are recorded.
+
+    Notes
+    -----
+    Only the calling thread's calls are recorded (calls made from other Python threads
+    meanwhile are not). Blocks may nest: a call is recorded by every enclosing block. The
+    implementation names are the backend's own (those of ``fastcorr._select.Table.names``),
+    and which one "auto" picks depends on the shapes and the machine.
 
     Examples
     --------
@@ -130,6 +150,17 @@ def trace():
     ...     _ = fastcorr.correlate2d(np.ones((64, 64)), np.ones((3, 3)), "same")
     >>> [(r.operation, r.implementation) for r in ran]
     [('forward', 'taps')]
+    >>> with fastcorr.trace() as ran:
+    ...     _ = fastcorr.correlate2d(np.ones((64, 64)), np.ones((3, 3)), method="fft")
+    ...     _ = fastcorr.conv2d(np.ones((1, 3, 8, 8)), np.ones((2, 3, 3, 3)), backend="reference")
+    ...     _ = fastcorr.conv2d_backward(np.ones((1, 2, 6, 6)), np.ones((1, 3, 8, 8)),
+    ...                                  np.ones((2, 3, 3, 3)))
+    >>> ran[0]
+    Ran(backend='cpu', operation='forward', implementation='fft', method='fft')
+    >>> ran[1]
+    Ran(backend='reference', operation='forward', implementation='loops', method='direct')
+    >>> [r.operation for r in ran[2:]]
+    ['grad_input', 'grad_weight', 'grad_bias']
     """
     records = []
     stack = getattr(_local, "trace", None)

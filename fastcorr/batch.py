@@ -25,10 +25,14 @@ import numpy as np
 
 from . import _validate as v
 from . import config
+from ._docs import fill_doc
 from .dispatch import check_stream, resolve
 from .functional import LayerOperands, finish
 
+__all__ = ["correlate_stack", "conv2d_stream"]
 
+
+@fill_doc
 def correlate_stack(images, kernel, mode="full", boundary="fill", fillvalue=0, *,
                     convolve=False, method="auto", backend=None, out=None, chunk=None,
                     streams=2, progress=False, stream=None):
@@ -37,28 +41,82 @@ def correlate_stack(images, kernel, mode="full", boundary="fill", fillvalue=0, *
     Parameters
     ----------
     images : array_like or device array, shape (S, H, W)
+        A stack of ``S >= 1`` images.
     kernel : array_like or device array, shape (kH, kW)
         In "valid" mode no larger than the images (the stack does not swap its arguments).
     mode, boundary, fillvalue
-        As in :func:`fastcorr.correlate2d`.
-    convolve : bool
+        As in :func:`fastcorr.correlate2d`: ``mode`` gives ``(H_out, W_out)`` = ``(H + kH - 1,
+        W + kW - 1)`` ("full"), ``(H - kH + 1, W - kW + 1)`` ("valid") or ``(H, W)``
+        ("same").
+    convolve : bool, optional
         Convolve (flip the kernel, centre "same" as :func:`fastcorr.convolve2d`) instead.
-    method : {"auto", "direct", "fft"}
-        As in :func:`fastcorr.correlate2d`.
-    backend : {None, "auto", "cpu", "cuda", "reference"}
-    out : ndarray or device array, shape (S, H_out, W_out), optional
+    {{method}}
+    {{backend}}
+    {{out}}
+        Here of shape (S, H_out, W_out).
     chunk : int, optional
-        Images per chunk (default: from ``config.CUDA_STREAM_CHUNK_BYTES``).
-    streams : int
-        CUDA streams (and pinned buffer pairs) that host data is streamed through; >= 1.
-    progress : bool or callable
-    stream : CUDA stream, optional
-        For device data on the CUDA backend: the stream to run on.
+        Images per chunk, positive (default: as many as fit in
+        ``config.CUDA_STREAM_CHUNK_BYTES``, input plus output).
+    streams : int, optional
+        CUDA streams (and pinned buffer pairs) that host data is streamed through, from 1 to
+        64 (default 2).
+    progress : bool or callable, optional
+        True: a progress bar on standard error (tqdm if installed); a callable:
+        ``progress(done, total)`` after each chunk, counting images.
+    {{stream}}
+        With host data on the CUDA backend the chunks run on ``streams`` streams of their
+        own, and ``stream`` is not used.
 
     Returns
     -------
     ndarray (or a device array for device input), shape (S, H_out, W_out)
-        ``result[s] == correlate2d(images[s], kernel, mode, boundary, fillvalue)``.
+        ``result[s] == correlate2d(images[s], kernel, mode, boundary, fillvalue)`` (or
+        ``convolve2d``); ``out`` itself when it is given.
+
+    Raises
+    ------
+    ValueError
+        If ``images`` is not 3-D or holds no image, ``kernel`` is not 2-D, either is empty,
+        the kernel is larger than the images in "valid" mode, ``mode``, ``boundary``,
+        ``fillvalue``, ``method``, ``backend``, ``chunk`` or ``streams`` is out of range,
+        ``stream`` is given to a host backend, ``method="fft"`` cannot compute the call
+        (non-finite input, the reference backend), or ``out`` has the wrong shape, dtype or
+        layout or overlaps an input.
+    TypeError
+        If an operand is not a real numeric array, ``chunk`` or ``streams`` is not an int,
+        ``out`` is not an array of the backend's kind, or a device array is given to a host
+        backend.
+    fastcorr.BackendUnavailableError
+        If ``backend="cuda"`` (or device data) cannot run here.
+
+    See Also
+    --------
+    conv2d_stream : the same for NCHW batches and :func:`fastcorr.conv2d`.
+    fastcorr.correlate2d, fastcorr.convolve2d : one image at a time.
+    fastcorr.dask.correlate2d : one image larger than memory, tiled.
+    scipy.signal.correlate2d, scipy.signal.convolve2d : SciPy's, one image at a time.
+
+    Notes
+    -----
+    {{dtypes}}
+
+    Examples
+    --------
+    >>> import numpy as np, fastcorr
+    >>> from fastcorr import batch
+    >>> images = np.arange(18.0).reshape(2, 3, 3)
+    >>> batch.correlate_stack(images, np.ones((2, 2)), "valid", chunk=1)
+    array([[[ 8., 12.],
+            [20., 24.]],
+    <BLANKLINE>
+           [[44., 48.],
+            [56., 60.]]])
+    >>> kernel = np.array([[1.0, 2.0]])
+    >>> stack = batch.correlate_stack(images, kernel, "same", convolve=True)
+    >>> stack.shape
+    (2, 3, 3)
+    >>> np.array_equal(stack[1], fastcorr.convolve2d(images[1], kernel, "same"))
+    True
     """
     backend = resolve(backend, images, kernel, out)
     check_stream(backend, stream)
@@ -86,6 +144,7 @@ def correlate_stack(images, kernel, mode="full", boundary="fill", fillvalue=0, *
     return finish(result.reshape((s,) + out_hw)) if out is None else out
 
 
+@fill_doc
 def conv2d_stream(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                   padding_mode="zeros", *, method="auto", backend=None, out=None, chunk=None,
                   streams=2, progress=False, stream=None):
@@ -95,14 +154,73 @@ def conv2d_stream(input, weight, bias=None, stride=1, padding=0, dilation=1, gro
     Parameters
     ----------
     input : array_like or device array, shape (N, C_in, H, W)
-    weight, bias, stride, padding, dilation, groups, padding_mode
+        A batch (an unbatched ``(C_in, H, W)`` is refused: there is nothing to chunk).
+    weight : array_like or device array, shape (C_out, C_in / groups, kH, kW)
+    bias : array_like or device array, shape (C_out,), optional
+    stride, padding, dilation, groups, padding_mode
         As in :func:`fastcorr.conv2d`.
-    method, backend, out, chunk, streams, progress, stream
-        As in :func:`correlate_stack` (``chunk`` counts images of the batch).
+    {{method}}
+    {{backend}}
+    {{out}}
+        Here of shape (N, C_out, H_out, W_out).
+    chunk : int, optional
+        Samples of the batch per chunk, positive (default: as many as fit in
+        ``config.CUDA_STREAM_CHUNK_BYTES``, input plus output).
+    streams : int, optional
+        CUDA streams (and pinned buffer pairs) that host data is streamed through, from 1 to
+        64 (default 2).
+    progress : bool or callable, optional
+        True: a progress bar on standard error (tqdm if installed); a callable:
+        ``progress(done, total)`` after each chunk, counting samples.
+    {{stream}}
+        With host data on the CUDA backend the chunks run on ``streams`` streams of their
+        own, and ``stream`` is not used.
 
     Returns
     -------
     ndarray (or a device array for device input), shape (N, C_out, H_out, W_out)
+        ``conv2d(input, weight, bias, ...)``, as :func:`fastcorr.conv2d` computes it;
+        ``out`` itself when it is given.
+
+    Raises
+    ------
+    ValueError
+        If ``input`` is not 4-D, an argument is out of range as :func:`fastcorr.conv2d` checks
+        it (shapes, channels and groups, stride, padding, dilation, padding_mode, a kernel
+        larger than the padded input), ``method``, ``backend``, ``chunk`` or ``streams`` is
+        out of range, ``stream`` is given to a host backend, ``method="fft"`` cannot compute
+        the call (a stride, non-finite input, the reference backend), or ``out`` has the
+        wrong shape, dtype or layout or overlaps an input.
+    TypeError
+        If an operand is not a real numeric array, ``stride``, ``padding``, ``dilation``,
+        ``groups``, ``chunk`` or ``streams`` is not an int (or pair), ``out`` is not an array
+        of the backend's kind, or a device array is given to a host backend.
+    fastcorr.BackendUnavailableError
+        If ``backend="cuda"`` (or device data) cannot run here.
+
+    See Also
+    --------
+    correlate_stack : one 2-D kernel over a stack of images.
+    fastcorr.conv2d : the whole batch in one call.
+    fastcorr.dask.conv2d : a dask NCHW stack, chunk by chunk.
+    torch.nn.functional.conv2d : torch's, with the same arguments.
+
+    Notes
+    -----
+    {{dtypes}}
+
+    Examples
+    --------
+    >>> import numpy as np, fastcorr
+    >>> from fastcorr import batch
+    >>> x = np.arange(64, dtype=np.float32).reshape(2, 2, 4, 4)
+    >>> w = np.ones((3, 2, 3, 3), dtype=np.float32)
+    >>> done = []
+    >>> y = batch.conv2d_stream(x, w, chunk=1, progress=lambda n, total: done.append(n))
+    >>> y.shape, y.dtype, done
+    ((2, 3, 2, 2), dtype('float32'), [1, 2])
+    >>> np.array_equal(y, fastcorr.conv2d(x, w))
+    True
     """
     backend = resolve(backend, input, weight, bias, out)
     check_stream(backend, stream)

@@ -67,11 +67,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from . import _boundary
 from . import _validate as v
 from . import functional, gradients, threads
+from ._docs import fill_doc
 from .functional import ImageOperands, LayerOperands
 
 __all__ = ["correlate2d", "convolve2d", "conv2d", "conv2d_backward"]
 
 
+@fill_doc
 def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto",
                 backend=None, threads_per_block=1):
     """:func:`fastcorr.correlate2d` of a dask array: a lazy dask array of the same numbers.
@@ -84,10 +86,14 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
     in2 : array_like or dask array, shape (kH, kW)
         The kernel (computed into memory if it is a dask array). In "valid" mode with ``in2``
         the larger, the two swap roles as in SciPy: ``in2`` is tiled and ``in1`` is the kernel.
-    mode, boundary, fillvalue, method, backend
-        As in :func:`fastcorr.correlate2d`, for every block.
-    threads_per_block : int
-        fastcorr threads each block's call uses (see the module's notes on threads).
+    mode, boundary, fillvalue
+        As in :func:`fastcorr.correlate2d`.
+    {{method}}
+        Used for every block; with "auto" each block picks its own.
+    {{backend}}
+        Checked when the graph is built and used for every block, which follows its own
+        type when None (NumPy blocks: "cpu"; CuPy blocks: "cuda").
+    {{threads_per_block}}
 
     Returns
     -------
@@ -97,20 +103,72 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
     Raises
     ------
     ValueError, TypeError
-        As :func:`fastcorr.correlate2d` raises them, when the graph is built.
+        As :func:`fastcorr.correlate2d` raises them, when the graph is built; also for a
+        ``threads_per_block`` that is not positive (ValueError) or not an int (TypeError).
+        What only the numbers reveal (``method="fft"`` with NaN or infinity, an unusable
+        CUDA backend) is raised by ``.compute()``.
 
     See Also
     --------
     fastcorr.correlate2d : the in-memory call every block runs.
+    convolve2d : the convolution.
+    fastcorr.batch.correlate_stack : a stack of images, chunk by chunk.
+    scipy.signal.correlate2d : SciPy's, in memory, with the same arguments.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, fastcorr
+    >>> image = np.arange(36.0).reshape(6, 6)
+    >>> x = da.from_array(image, chunks=3)
+    >>> y = fastcorr.dask.correlate2d(x, np.ones((2, 2)), "same", boundary="wrap")
+    >>> y.chunks
+    ((3, 3), (3, 3))
+    >>> np.array_equal(y.compute(), fastcorr.correlate2d(image, np.ones((2, 2)), "same",
+    ...                                                  boundary="wrap"))
+    True
+    >>> fastcorr.dask.correlate2d(x, np.ones((2, 2)), "valid").compute()[0]
+    array([14., 18., 22., 26., 30.])
     """
     return _image_correlation(in1, in2, mode, boundary, fillvalue, method, backend,
                               threads_per_block, convolve=False)
 
 
+@fill_doc
 def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto",
                backend=None, threads_per_block=1):
     """:func:`fastcorr.convolve2d` of a dask array; arguments and result as in
     :func:`correlate2d`.
+
+    Parameters
+    ----------
+    in1 : dask array or array_like, shape (H, W)
+        The image, in any chunks.
+    in2 : array_like or dask array, shape (kH, kW)
+        The kernel (computed into memory if it is a dask array).
+    mode, boundary, fillvalue
+        As in :func:`fastcorr.convolve2d`.
+    {{method}}
+        Used for every block; with "auto" each block picks its own.
+    {{backend}}
+        Checked when the graph is built and used for every block, which follows its own
+        type when None (NumPy blocks: "cpu"; CuPy blocks: "cuda").
+    {{threads_per_block}}
+
+    Returns
+    -------
+    dask array, shape as :func:`fastcorr.convolve2d` returns
+        Chunked like the image, in the result's dtype.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`correlate2d` raises them.
+
+    See Also
+    --------
+    fastcorr.convolve2d : the in-memory call every block runs.
+    correlate2d : the correlation, and the notes on chunks.
+    scipy.signal.convolve2d : SciPy's, in memory, with the same arguments.
 
     Examples
     --------
@@ -123,6 +181,7 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="a
                               threads_per_block, convolve=True)
 
 
+@fill_doc
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
            padding_mode="zeros", *, method="auto", backend=None, threads_per_block=1):
     """:func:`fastcorr.conv2d` of a dask NCHW stack: a lazy dask array of the same numbers.
@@ -134,15 +193,33 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
         split a group; one chunk when ``groups=1``); H and W are made whole.
     weight : array_like or dask array, shape (C_out, C_in / groups, kH, kW)
     bias : array_like or dask array, shape (C_out,), optional
-    stride, padding, dilation, groups, padding_mode, method, backend
-        As in :func:`fastcorr.conv2d`, for every block.
-    threads_per_block : int
-        fastcorr threads each block's call uses (see the module's notes on threads).
+    stride, padding, dilation, groups, padding_mode
+        As in :func:`fastcorr.conv2d`.
+    {{method}}
+        Used for every block; with "auto" each block picks its own.
+    {{backend}}
+        Checked when the graph is built and used for every block, which follows its own
+        type when None (NumPy blocks: "cpu"; CuPy blocks: "cuda").
+    {{threads_per_block}}
 
     Returns
     -------
     dask array, shape (N, C_out, H_out, W_out) or (C_out, H_out, W_out)
         Chunked like the input along N; along C_out one chunk per chunk of input groups.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`fastcorr.conv2d` raises them, when the graph is built; also for a
+        ``threads_per_block`` that is not positive (ValueError) or not an int (TypeError).
+        What only the numbers reveal is raised by ``.compute()``.
+
+    See Also
+    --------
+    fastcorr.conv2d : the in-memory call every block runs.
+    conv2d_backward : its gradients.
+    fastcorr.batch.conv2d_stream : an in-memory batch, chunk by chunk.
+    torch.nn.functional.conv2d : torch's, with the same arguments.
 
     Examples
     --------
@@ -175,6 +252,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     return ops.unbatch(blocks)
 
 
+@fill_doc
 def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1,
                     padding_mode="zeros", *, output_mask=(True, True, True), method="auto",
                     backend=None, threads_per_block=1):
@@ -187,10 +265,14 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
     input : dask array or array_like, shape (N, C_in, H, W) or (C_in, H, W)
         Chunked as in :func:`conv2d`.
     weight : array_like or dask array, shape (C_out, C_in / groups, kH, kW)
-    stride, padding, dilation, groups, padding_mode, output_mask, method, backend
+    stride, padding, dilation, groups, padding_mode, output_mask
         As in :func:`fastcorr.conv2d_backward`.
-    threads_per_block : int
-        fastcorr threads each block's call uses (see the module's notes on threads).
+    {{method}}
+        Used for every block; with "auto" each block picks its own.
+    {{backend}}
+        Checked when the graph is built and used for every block, which follows its own
+        type when None (NumPy blocks: "cpu"; CuPy blocks: "cuda").
+    {{threads_per_block}}
 
     Returns
     -------
@@ -199,6 +281,19 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
         The sum over chunks of images of each chunk's weight gradient.
     grad_bias : dask array, shape (C_out,), or None
         ``grad_output`` summed over N, H and W.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`fastcorr.conv2d_backward` raises them (among them a ``grad_output`` of the
+        wrong shape, a bad ``output_mask``), when the graph is built; also for a
+        ``threads_per_block`` that is not positive (ValueError) or not an int (TypeError).
+
+    See Also
+    --------
+    fastcorr.conv2d_backward : the in-memory gradients every block computes.
+    conv2d : the forward pass.
+    torch.nn.grad.conv2d_input, torch.nn.grad.conv2d_weight : torch's gradients.
 
     Examples
     --------

@@ -6,7 +6,44 @@ from . import _validate
 
 
 class BackendUnavailableError(RuntimeError):
-    """The requested backend cannot run here (not installed, no driver, or no device)."""
+    """The requested backend cannot run here (not installed, no driver, or no device).
+
+    Raised by every public function asked to compute on ``backend="cuda"`` (or given CUDA
+    device data with ``backend=None``/"auto") when the CUDA backend cannot run: numba-cuda is
+    not installed or cannot be imported, or there is no usable driver or device. The message
+    says which, and how to install the ``cuda`` extra where that is the reason.
+
+    A subclass of ``RuntimeError``: the arguments may be right, the machine cannot run them.
+    Argument errors are ``ValueError`` and ``TypeError`` instead (an unknown ``backend``
+    name is a ``ValueError``).
+
+    See Also
+    --------
+    correlate2d, conv2d : Their ``backend`` argument.
+    torch.cuda.is_available : torch's way to ask before computing.
+
+    Notes
+    -----
+    The reason is found once per process (on the first call that needs the CUDA backend)
+    and every later such call raises with the same reason; importing fastcorr never imports
+    CUDA.
+
+    Examples
+    --------
+    Compute on the GPU where one is usable, else on the CPU:
+
+    >>> import numpy as np, fastcorr
+    >>> issubclass(fastcorr.BackendUnavailableError, RuntimeError)
+    True
+    >>> image, kernel = np.ones((4, 4)), np.ones((3, 3))
+    >>> try:
+    ...     y = fastcorr.correlate2d(image, kernel, "valid", backend="cuda")
+    ... except fastcorr.BackendUnavailableError:
+    ...     y = fastcorr.correlate2d(image, kernel, "valid", backend="cpu")
+    >>> y
+    array([[9., 9.],
+           [9., 9.]])
+    """
 
 
 def on_device(array):

@@ -13,6 +13,12 @@ from dataclasses import replace
 import numpy as np
 
 from . import _validate as v
+from ._docs import fill_doc
+
+# pad, forward, grad_input and grad_weight compute a Plan for the reference backend
+# (fastcorr._reference_backend); they are not part of the public API.
+__all__ = ["corr2d", "correlate2d", "convolve2d", "conv2d"]
+
 
 # How numpy.pad names each boundary rule.
 _NUMPY_PAD_MODE = {
@@ -120,30 +126,252 @@ def grad_weight(grad_out, x, plan):
     return grad.astype(plan.dtype)
 
 
+@fill_doc
 def corr2d(X, K, *, out=None):
-    """:func:`fastcorr.corr2d` computed by the reference loops."""
+    """:func:`fastcorr.corr2d` computed by the reference loops.
+
+    The source material's ``corr2d``: the "valid" 2-D cross-correlation
+    ``Y[i, j] = sum_{p, q} X[i + p, j + q] * K[p, q]``.
+
+    Parameters
+    ----------
+    X : array_like, shape (H, W)
+        The image.
+    K : array_like, shape (kH, kW)
+        The kernel, no larger than ``X`` in either dimension.
+    {{out}}
+        Here a NumPy array: the reference computes on the host.
+
+    Returns
+    -------
+    ndarray, shape (H - kH + 1, W - kW + 1)
+        float32 if both inputs are at most float32, else float64.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` or ``K`` is not 2-D or is empty, ``K`` is larger than ``X``, or ``out`` has
+        the wrong shape, dtype or layout or overlaps an input.
+    TypeError
+        If an input is not a real numeric array (or is a CUDA device array), or ``out`` is
+        not a NumPy array.
+
+    See Also
+    --------
+    fastcorr.corr2d : the same on the fast backends.
+    correlate2d : every mode and boundary.
+    scipy.signal.correlate2d : ``correlate2d(X, K, "valid")`` computes the same.
+
+    Notes
+    -----
+    Every sum runs in float64 in plain Python loops, one window per output element, and is
+    cast to the result's dtype: slow, and obviously right.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastcorr import reference
+    >>> X = np.arange(9.0).reshape(3, 3)
+    >>> K = np.arange(4.0).reshape(2, 2)
+    >>> reference.corr2d(X, K)
+    array([[19., 25.],
+           [37., 43.]])
+    """
     from .functional import corr2d
 
     return corr2d(X, K, backend="reference", out=out)
 
 
+@fill_doc
 def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None):
-    """:func:`fastcorr.correlate2d` computed by the reference loops."""
+    """:func:`fastcorr.correlate2d` computed by the reference loops.
+
+    Parameters
+    ----------
+    in1 : array_like, shape (H, W)
+        The image.
+    in2 : array_like, shape (kH, kW)
+        The kernel.
+    mode : {"full", "valid", "same"}, optional
+        Output shape ``(H + kH - 1, W + kW - 1)``, ``(H - kH + 1, W - kW + 1)`` or ``(H, W)``
+        (centred as SciPy centres it). In "valid" mode one array must be at least as large as
+        the other in every dimension; if ``in2`` is the larger, the two are swapped as in SciPy.
+    boundary : {"fill", "wrap", "symm"}, optional
+        Samples outside ``in1``: ``fillvalue``, periodic, or mirrored with the edge repeated.
+    fillvalue : float, optional
+        The value outside ``in1`` with ``boundary="fill"``.
+    {{out}}
+        Here a NumPy array: the reference computes on the host.
+
+    Returns
+    -------
+    ndarray, shape as ``mode`` gives it
+        float32 if both inputs are at most float32, else float64.
+
+    Raises
+    ------
+    ValueError
+        If an input is not 2-D or is empty, ``mode``, ``boundary`` or ``fillvalue`` is not
+        one of the accepted values, neither input is at least as large as the other in
+        "valid" mode, or ``out`` has the wrong shape, dtype or layout or overlaps an input.
+    TypeError
+        If an input is not a real numeric array (or is a CUDA device array), or ``out`` is
+        not a NumPy array.
+
+    See Also
+    --------
+    fastcorr.correlate2d : the same on the fast backends.
+    convolve2d : the convolution.
+    scipy.signal.correlate2d : SciPy's, with the same arguments.
+
+    Notes
+    -----
+    Every sum runs in float64 in plain Python loops over the input padded with
+    :func:`numpy.pad`, and is cast to the result's dtype: slow, and obviously right.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastcorr import reference
+    >>> X = np.arange(9.0).reshape(3, 3)
+    >>> K = np.arange(4.0).reshape(2, 2)
+    >>> reference.correlate2d(X, K)
+    array([[ 0.,  3.,  8.,  4.],
+           [ 9., 19., 25., 10.],
+           [21., 37., 43., 16.],
+           [ 6.,  7.,  8.,  0.]])
+    >>> reference.correlate2d(X, K, "same", boundary="wrap")
+    array([[19., 25., 19.],
+           [37., 43., 37.],
+           [10., 16., 10.]])
+    """
     from .functional import correlate2d
 
     return correlate2d(in1, in2, mode, boundary, fillvalue, backend="reference", out=out)
 
 
+@fill_doc
 def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None):
-    """:func:`fastcorr.convolve2d` computed by the reference loops."""
+    """:func:`fastcorr.convolve2d` computed by the reference loops.
+
+    Convolution is correlation with ``in2`` flipped in both axes; ``mode`` centres "same" on
+    the full convolution as SciPy does.
+
+    Parameters
+    ----------
+    in1 : array_like, shape (H, W)
+        The image.
+    in2 : array_like, shape (kH, kW)
+        The kernel.
+    mode, boundary, fillvalue
+        As in :func:`correlate2d`.
+    {{out}}
+        Here a NumPy array: the reference computes on the host.
+
+    Returns
+    -------
+    ndarray, shape as ``mode`` gives it
+        float32 if both inputs are at most float32, else float64.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`correlate2d` raises them.
+
+    See Also
+    --------
+    fastcorr.convolve2d : the same on the fast backends.
+    correlate2d : the correlation.
+    scipy.signal.convolve2d : SciPy's, with the same arguments.
+
+    Notes
+    -----
+    Every sum runs in float64 in plain Python loops, and is cast to the result's dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastcorr import reference
+    >>> X = np.arange(9.0).reshape(3, 3)
+    >>> K = np.arange(4.0).reshape(2, 2)
+    >>> reference.convolve2d(X, K)
+    array([[ 0.,  0.,  1.,  2.],
+           [ 0.,  5., 11., 11.],
+           [ 6., 23., 29., 23.],
+           [12., 32., 37., 24.]])
+    >>> np.array_equal(reference.convolve2d(X, K, "valid"),
+    ...                reference.correlate2d(X, K[::-1, ::-1], "valid"))
+    True
+    """
     from .functional import convolve2d
 
     return convolve2d(in1, in2, mode, boundary, fillvalue, backend="reference", out=out)
 
 
+@fill_doc
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
            padding_mode="zeros", *, out=None):
-    """:func:`fastcorr.conv2d` computed by the reference loops."""
+    """:func:`fastcorr.conv2d` computed by the reference loops.
+
+    Parameters
+    ----------
+    input : array_like, shape (N, C_in, H, W) or (C_in, H, W)
+    weight : array_like, shape (C_out, C_in / groups, kH, kW)
+    bias : array_like, shape (C_out,), optional
+    stride, dilation : int or (int, int), optional
+        Positive.
+    padding : int, (int, int), "valid" or "same", optional
+        Non-negative; "same" needs stride 1 and, when the total is odd, pads one more at the
+        bottom and right, as torch does.
+    groups : int, optional
+        Divides ``C_in`` and ``C_out``.
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}, optional
+        How the padding is filled, as :class:`torch.nn.Conv2d` fills it.
+    {{out}}
+        Here a NumPy array: the reference computes on the host.
+
+    Returns
+    -------
+    ndarray, shape (N, C_out, H_out, W_out) or (C_out, H_out, W_out)
+        ``H_out = (H + pad_top + pad_bottom - dilation * (kH - 1) - 1) // stride + 1``, and
+        likewise ``W_out``.
+
+    Raises
+    ------
+    ValueError
+        If a shape, the channel counts and ``groups``, ``stride``, ``padding``, ``dilation``
+        or ``padding_mode`` is out of range (as :func:`fastcorr.conv2d` checks them), the
+        kernel is larger than the padded input, or ``out`` has the wrong shape, dtype or
+        layout or overlaps an input.
+    TypeError
+        If an operand is not a real numeric array (or is a CUDA device array), an int
+        argument is not an int, or ``out`` is not a NumPy array.
+
+    See Also
+    --------
+    fastcorr.conv2d : the same on the fast backends.
+    torch.nn.functional.conv2d : torch's, with the same arguments.
+
+    Notes
+    -----
+    Every sum runs in float64 in plain Python loops over the input padded with
+    :func:`numpy.pad`, and is cast to the result's dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastcorr import reference
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> w = np.ones((2, 1, 2, 2))
+    >>> reference.conv2d(x, w, np.array([0.0, 10.0]))
+    array([[[[ 8., 12.],
+             [20., 24.]],
+    <BLANKLINE>
+            [[18., 22.],
+             [30., 34.]]]])
+    >>> reference.conv2d(x, w, padding=1, stride=2).shape
+    (1, 2, 2, 2)
+    """
     from .functional import conv2d
 
     return conv2d(input, weight, bias, stride, padding, dilation, groups, padding_mode,

@@ -25,6 +25,8 @@ import functools
 import os
 import threading
 
+__all__ = ["blas_info", "get_num_threads", "max_threads", "num_threads", "set_num_threads"]
+
 _local = threading.local()
 _process_default = None
 
@@ -45,7 +47,41 @@ def _read_count(name):
 @functools.lru_cache(maxsize=None)
 def max_threads():
     """The most threads fastcorr uses: ``FASTCORR_NUM_THREADS``, else ``NUMBA_NUM_THREADS``,
-    else the cores this process may run on (read once per process)."""
+    else the cores this process may run on (read once per process).
+
+    Returns
+    -------
+    int
+        At least 1: the upper bound of :func:`set_num_threads` and :func:`num_threads`, and
+        the count :func:`get_num_threads` gives until one of them is used. The cores are
+        those of the process's CPU affinity mask (``os.sched_getaffinity``) where there is
+        one, else ``os.cpu_count()``.
+
+    Raises
+    ------
+    ValueError
+        If ``FASTCORR_NUM_THREADS`` (or, when that is unset or empty, ``NUMBA_NUM_THREADS``)
+        is set to something other than a positive integer.
+
+    See Also
+    --------
+    get_num_threads : The count in use now.
+    set_num_threads, num_threads : Choose a count up to this one.
+    numba.config.NUMBA_NUM_THREADS : Numba's own bound, read here when
+        ``FASTCORR_NUM_THREADS`` is unset.
+
+    Notes
+    -----
+    The value is read on the first call and kept for the life of the process: changing
+    the environment variables afterwards has no effect (a failed read is not kept).
+
+    Examples
+    --------
+    >>> import fastcorr
+    >>> top = fastcorr.threads.max_threads()
+    >>> isinstance(top, int) and top >= 1
+    True
+    """
     for name in ("FASTCORR_NUM_THREADS", "NUMBA_NUM_THREADS"):
         count = _read_count(name)
         if count is not None:
@@ -57,7 +93,37 @@ def max_threads():
 
 
 def get_num_threads():
-    """The number of threads fastcorr's CPU kernels use in the calling thread now."""
+    """The number of threads fastcorr's CPU kernels use in the calling thread now.
+
+    Returns
+    -------
+    int
+        The calling thread's :func:`num_threads` setting if it is inside such a block, else
+        the process's :func:`set_num_threads` setting if one was made, else
+        :func:`max_threads`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`max_threads` raises, when neither setting was made and a thread-count
+        environment variable is not a positive integer.
+
+    See Also
+    --------
+    set_num_threads, num_threads : Change it.
+    max_threads : The most it can be.
+    torch.get_num_threads, numba.get_num_threads : The counterparts of torch and Numba
+        (which fastcorr neither reads nor changes).
+
+    Examples
+    --------
+    >>> import fastcorr
+    >>> with fastcorr.num_threads(1):
+    ...     fastcorr.get_num_threads()
+    1
+    >>> fastcorr.get_num_threads() <= fastcorr.threads.max_threads()
+    True
+    """
     local = getattr(_local, "count", None)
     if local is not None:
         return local
@@ -83,6 +149,32 @@ def set_num_threads(n):
     n : int
         From 1 to :func:`max_threads`.
 
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        If ``n`` is not a Python int (bools and NumPy integers included).
+    ValueError
+        If ``n`` is not from 1 to :func:`max_threads`, or (as in :func:`max_threads`)
+        ``FASTCORR_NUM_THREADS`` or ``NUMBA_NUM_THREADS`` is set to something other than a
+        positive integer.
+
+    See Also
+    --------
+    num_threads : The same for the calling thread only, within a block.
+    get_num_threads : The count in use.
+    max_threads : The most threads allowed.
+    torch.set_num_threads, numba.set_num_threads : The counterparts of torch and Numba
+        (neither is affected, nor is NumPy's BLAS).
+
+    Notes
+    -----
+    Results do not depend on the thread count: every output is summed by one task in a
+    fixed order, so they are bitwise the same at any count.
+
     Examples
     --------
     >>> import fastcorr
@@ -100,6 +192,34 @@ def num_threads(n):
     """A block in which the calling thread's fastcorr calls use ``n`` threads; the thread's
     previous setting is restored when the block ends (other threads are never affected).
 
+    Parameters
+    ----------
+    n : int
+        From 1 to :func:`max_threads`; checked when the call is made, before the block.
+
+    Returns
+    -------
+    context manager
+        Use it in a ``with`` statement; it yields None. Blocks may nest, and blocks of
+        different threads may be entered and left in any order: each restores exactly what
+        its own thread had.
+
+    Raises
+    ------
+    TypeError
+        If ``n`` is not a Python int (bools and NumPy integers included).
+    ValueError
+        If ``n`` is not from 1 to :func:`max_threads`, or (as in :func:`max_threads`)
+        ``FASTCORR_NUM_THREADS`` or ``NUMBA_NUM_THREADS`` is set to something other than a
+        positive integer.
+
+    See Also
+    --------
+    set_num_threads : The process-wide setting (used outside such blocks).
+    get_num_threads : The count in use.
+    threadpoolctl.threadpool_limits : The like for BLAS and OpenMP libraries (which fastcorr
+        never changes).
+
     Examples
     --------
     >>> import numpy as np, fastcorr
@@ -107,6 +227,11 @@ def num_threads(n):
     ...     y = fastcorr.correlate2d(np.ones((64, 64)), np.ones((3, 3)), "same")
     >>> y.shape
     (64, 64)
+    >>> with fastcorr.num_threads(1):
+    ...     with fastcorr.num_threads(2 if fastcorr.threads.max_threads() > 1 else 1):
+    ...         pass
+    ...     fastcorr.get_num_threads()
+    1
     """
     count = _check_count(n)
     previous = getattr(_local, "count", None)
@@ -119,7 +244,33 @@ def num_threads(n):
 
 def blas_info():
     """What ``threadpoolctl`` reports about the BLAS libraries loaded (their threads), or None
-    when threadpoolctl is not installed. Informational: fastcorr never changes them."""
+    when threadpoolctl is not installed. Informational: fastcorr never changes them.
+
+    Returns
+    -------
+    list of dict, or None
+        One entry of :func:`threadpoolctl.threadpool_info` per BLAS library loaded in the
+        process (keys such as ``"internal_api"``, ``"num_threads"``, ``"version"``), in its
+        order; None when threadpoolctl cannot be imported.
+
+    See Also
+    --------
+    threadpoolctl.threadpool_info : Every thread pool, BLAS and OpenMP alike.
+    threadpoolctl.threadpool_limits : How a program sets BLAS's thread count.
+    get_num_threads : fastcorr's own count.
+
+    Notes
+    -----
+    The dense paths (im2col + matrix products) multiply through NumPy's ``matmul``, at
+    whatever thread count BLAS has.
+
+    Examples
+    --------
+    >>> import fastcorr
+    >>> info = fastcorr.threads.blas_info()
+    >>> info is None or all(entry["user_api"] == "blas" for entry in info)
+    True
+    """
     try:
         from threadpoolctl import threadpool_info
     except ImportError:

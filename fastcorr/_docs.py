@@ -1,0 +1,75 @@
+"""Docstring parts that several public functions share, written once (as torch formats its
+convolution notes into each docstring).
+
+A docstring names a part on a line of its own, ``{{name}}``; :func:`fill_doc` replaces that
+line with the part, indented as the placeholder was. Parts are NumPy-style entries (a
+parameter and its description, or a paragraph of a Notes section).
+"""
+
+import textwrap
+
+PARTS = {
+    "method": '''
+method : {"auto", "direct", "fft"}
+    "direct" sums each output's terms in the taps' order: deterministic, exact up to the
+    rounding of that order. "fft" goes through the Fourier domain (stride 1 only): its error
+    is bounded relative to ``max|input| * sum|weight|`` (about 1e-7 in float32, 1e-15 in
+    float64), and inputs with NaN or infinity are refused with ValueError. "auto" (the
+    default) takes whichever :func:`fastcorr.choose_method` predicts faster, and always
+    "direct" for non-finite inputs. :func:`fastcorr.trace` shows which implementation ran.
+''',
+    "backend": '''
+backend : {None, "auto", "cpu", "cuda", "reference"}
+    Where to compute. None and "auto" follow the data: device arrays (CuPy, torch CUDA
+    tensors, Numba device arrays) go to "cuda", everything else to "cpu". "reference" runs
+    the plain loops every fast kernel is tested against.
+''',
+    "out": '''
+out : ndarray or device array, optional
+    A C-contiguous array of the result's shape and dtype to write into (it is returned).
+''',
+    "stream": '''
+stream : CUDA stream, optional
+    ``backend="cuda"`` only: the stream to run on (a Numba, CuPy or torch stream, or a raw
+    handle); None is the default stream. The host backends raise ValueError if one is given.
+''',
+    "threads_per_block": '''
+threads_per_block : int, optional
+    Positive: the fastcorr threads each block's call uses (default 1; see "Threads" in
+    :mod:`fastcorr.dask`).
+''',
+    "unavailable": '''
+BackendUnavailableError
+    If the call needs the "cuda" backend and it cannot run here.
+''',
+    "determinism": '''
+Results are deterministic: the same inputs give bitwise the same result on every run and at
+every thread count (each output is summed by one task in a fixed order).
+''',
+    "dtypes": '''
+float32 and float64 are computed in their own precision; mixed inputs follow NumPy's
+promotion, and integers and booleans are computed in float64.
+''',
+}
+
+
+def part(name, indent=""):
+    """The shared part ``name``, each line prefixed with ``indent``."""
+    return textwrap.indent(PARTS[name].strip("\n"), indent)
+
+
+def fill_doc(obj):
+    """Replace every ``{{name}}`` line of ``obj.__doc__`` with the shared part ``name``;
+    returns ``obj`` (a decorator)."""
+    doc = obj.__doc__
+    if doc:
+        lines = []
+        for line in doc.split("\n"):
+            stripped = line.strip()
+            if stripped.startswith("{{") and stripped.endswith("}}"):
+                indent = line[: len(line) - len(line.lstrip())]
+                lines.append(part(stripped[2:-2].strip(), indent))
+            else:
+                lines.append(line)
+        obj.__doc__ = "\n".join(lines)
+    return obj
