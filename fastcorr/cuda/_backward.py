@@ -11,7 +11,7 @@
 - grad weight (:func:`grad_weight_kernel`): split-K. The ``(image, row)`` pairs are cut into
   chunks fixed by the shape (``config.CUDA_GRAD_WEIGHT_CHUNK_ROWS`` rows, or by default
   enough rows for ``config.CUDA_GRAD_WEIGHT_POSITIONS`` positions per thread); one block per (chunk,
-  output channel, input channel) sums its products per tap in registers, reduces over its
+  output channel, input channel) sums its products per tap (in shared memory), reduces over its
   threads in a fixed tree, and writes one partial sum per tap; :func:`chunk_sum_kernel` adds
   the chunks in order.
 - grad bias (:func:`bias_kernel`): one block per output channel, a fixed tree.
@@ -200,8 +200,8 @@ def grad_weight_kernel(dtype, threads, taps):
     ``partial[chunk, co, ci, p, q]`` sums ``grad_out[n, co, i, j] * xpad[n, c, i*sh + p*dh,
     j*sw + q*dw]`` over the output rows ``(n, i)`` of chunk ``chunk`` and all columns ``j``.
     Launch with grid ``(n_chunks, C_in_g, C_out)``, ``threads`` threads (a power of two) and
-    dynamic shared memory ``taps * threads`` items. Each thread keeps ``taps`` sums in
-    registers; the block reduces them in a fixed tree.
+    dynamic shared memory ``taps * threads`` items. Each thread keeps ``taps`` sums in its
+    column of that array; the block reduces them in a fixed tree.
     """
     item = numba.from_dtype(np.dtype(dtype))
 
@@ -220,11 +220,13 @@ def grad_weight_kernel(dtype, threads, taps):
         row_hi = min(n_batch * out_h, row_lo + rows_per_chunk)
         n_pos = (row_hi - row_lo) * out_w
         n_taps = kh * kw
+        # Each thread's ``taps`` sums live in its own column of the reduction's shared array
+        # (``red[t * threads + tid]``: consecutive threads, consecutive banks): a per-thread
+        # array indexed in a loop the compiler does not unroll would go to local memory.
         red = cuda.shared.array(0, item)
-        acc = cuda.local.array(taps, item)
         for t0 in range(0, n_taps, taps):
             for t in range(taps):
-                acc[t] = 0
+                red[t * threads + tid] = 0
             for pos in range(tid, n_pos, threads):
                 row = row_lo + pos // out_w
                 j = pos % out_w
@@ -238,11 +240,9 @@ def grad_weight_kernel(dtype, threads, taps):
                         sr = source_index(i * sh + p * dh - pad_top, h, pad_mode)
                         sc = source_index(j * sw + q * dw - pad_left, w, pad_mode)
                         if sr >= 0 and sc >= 0:
-                            acc[t] += gv * x[n, c, sr, sc]
+                            red[t * threads + tid] += gv * x[n, c, sr, sc]
                         else:
-                            acc[t] += gv * fill
-            for t in range(taps):
-                red[t * threads + tid] = acc[t]
+                            red[t * threads + tid] += gv * fill
             cuda.syncthreads()
             half = threads // 2
             while half > 0:
