@@ -20,6 +20,8 @@ from numba import cuda
 
 from ._device import source_index
 
+uintp = numba.uintp
+
 
 @functools.lru_cache(maxsize=None)
 def tiled_kernel(dtype, bx, by, rc, ry, rx):
@@ -70,6 +72,12 @@ def tiled_kernel(dtype, bx, by, rc, ry, rx):
                     acc[a, r, s] = b
         row0 = i0 * sh - pad_top
         col0 = j0 * sw - pad_left
+        # offsets into the staged tile, unsigned: no negative-index wraparound in the hot loop
+        row_pitch = uintp(tile_in_w)
+        thread_off = uintp(ty * sh) * row_pitch + uintp(tx * sw)
+        r_step = uintp(by * sh) * row_pitch
+        c_step = uintp(bx * sw)
+        taps_u = uintp(n_taps)
         for ci in range(c_in_g):
             c = g * c_in_g + ci
             cuda.syncthreads()  # the previous channel's tiles are no longer read
@@ -90,13 +98,15 @@ def tiled_kernel(dtype, bx, by, rc, ry, rx):
                     ws[idx] = 0
             cuda.syncthreads()
             for p in range(kh):
+                p_off = uintp(p * dh) * row_pitch
                 for q in range(kw):
+                    off = thread_off + p_off + uintp(q * dw)
+                    tap = uintp(p * kw + q)
                     for r in range(ry):
-                        base = ((ty + r * by) * sh + p * dh) * tile_in_w + q * dw + tx * sw
                         for s in range(rx):
-                            xv[r, s] = xs[base + s * bx * sw]
+                            xv[r, s] = xs[off + uintp(r) * r_step + uintp(s) * c_step]
                     for a in range(rc):
-                        wv = ws[a * n_taps + p * kw + q]
+                        wv = ws[uintp(a) * taps_u + tap]
                         for r in range(ry):
                             for s in range(rx):
                                 acc[a, r, s] += wv * xv[r, s]
