@@ -25,6 +25,8 @@ from numba import cuda
 
 from ._device import source_index
 
+uintp = numba.uintp
+
 
 @functools.lru_cache(maxsize=None)
 def grad_padded_kernel(dtype, bx, by, rc, ry, rx):
@@ -59,6 +61,13 @@ def grad_padded_kernel(dtype, bx, by, rc, ry, rx):
         ia = (y0 + r_off - (kh - 1) * dh) // sh
         ja = (x0 + c_off - (kw - 1) * dw) // sw
         n_g = g_h * g_w
+        # The padded position's distance from the first output row (column) that reaches the
+        # tile, in units of rows: never negative (``ia`` is its floor), so the divisibility
+        # tests and divisions below are unsigned (no floor-division sign fixups, no
+        # negative-index wraparound).
+        ui0 = uintp(y0 + ty + r_off - ia * sh)
+        uj0 = uintp(x0 + tx + c_off - ja * sw)
+        ush, usw, ug_w, taps_u = uintp(sh), uintp(sw), uintp(g_w), uintp(n_taps)
         smem = cuda.shared.array(0, item)
         gs = smem[:n_g]
         ws = smem[n_g:n_g + rc * n_taps]
@@ -87,16 +96,17 @@ def grad_padded_kernel(dtype, bx, by, rc, ry, rx):
             cuda.syncthreads()
             for p in range(kh):
                 for q in range(kw):
+                    tap = uintp(p * kw + q)
                     for r in range(ry):
-                        ii = y0 + ty + r * by + r_off - p * dh
-                        if ii % sh == 0:
-                            gr = (ii // sh - ia) * g_w
+                        ui = ui0 + uintp(r * by) - uintp(p * dh)
+                        if ui % ush == 0:
+                            gr = (ui // ush) * ug_w
                             for s in range(rx):
-                                jj = x0 + tx + s * bx + c_off - q * dw
-                                if jj % sw == 0:
-                                    gv = gs[gr + jj // sw - ja]
+                                uj = uj0 + uintp(s * bx) - uintp(q * dw)
+                                if uj % usw == 0:
+                                    gv = gs[gr + uj // usw]
                                     for a in range(rc):
-                                        acc[a, r, s] += gv * ws[a * n_taps + p * kw + q]
+                                        acc[a, r, s] += gv * ws[uintp(a) * taps_u + tap]
         for a in range(rc):
             ci = ci0 + a
             if ci < c_in_g:
