@@ -119,3 +119,17 @@ def test_console_script_declared():
     module, _, name = project["scripts"]["fastcorr"].partition(":")
     assert getattr(importlib.import_module(module), name) is cli.main
     assert "matplotlib" in " ".join(project["optional-dependencies"]["plot"])
+
+
+@pytest.mark.no_cuda_device
+def test_gpucheck_without_a_gpu_says_so(tmp_path):
+    """``python -m fastcorr.gpucheck`` exits 2 without a GPU, with both reports saying why."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    done = subprocess.run([sys.executable, "-m", "fastcorr.gpucheck", "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["steps"][0]["status"] == "unavailable"
+    assert "not usable" in (tmp_path / "report.md").read_text()

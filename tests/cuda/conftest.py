@@ -2,7 +2,9 @@
 
 Every test here is skipped when the CUDA backend cannot run. The kernels' tunables are shrunk
 (tiny blocks and tiles) so that the tiny shapes the simulator can afford still cover several
-tiles, their edges, split-K chunks and tap batches.
+tiles, their edges, split-K chunks and tap batches. ``FASTCORR_CUDA_TUNABLES=production``
+keeps the shipped tunables instead (``python -m fastcorr.gpucheck`` runs the tests both ways
+on a GPU).
 """
 
 import os
@@ -42,8 +44,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+PRODUCTION = os.environ.get("FASTCORR_CUDA_TUNABLES") == "production"
+
+
 @pytest.fixture(autouse=True)
 def small_tiles(monkeypatch):
+    if PRODUCTION:
+        return
     for name, value in SMALL.items():
         monkeypatch.setattr(config, name, value)
 
