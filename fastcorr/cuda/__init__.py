@@ -260,46 +260,68 @@ def _power_of_two(value, name):
     return value
 
 
+def _split_k(plan):
+    """``(threads, rows_per_chunk, n_chunks)`` of the split-K gradients (weights and bias):
+    chunks of output rows fixed by the shape and the config alone, so sums are repeatable."""
+    rows = plan.out_shape[0] * plan.out_shape[2]
+    threads = _power_of_two(config.CUDA_GRAD_WEIGHT_THREADS, "CUDA_GRAD_WEIGHT_THREADS")
+    per_chunk = config.CUDA_GRAD_WEIGHT_CHUNK_ROWS
+    if per_chunk <= 0:
+        positions = threads * max(1, config.CUDA_GRAD_WEIGHT_POSITIONS)
+        per_chunk = -(-positions // plan.out_shape[3])
+    return threads, per_chunk, (rows + per_chunk - 1) // per_chunk
+
+
+def _add_chunks(partial, result, stream):
+    """``result = partial[0] + partial[1] + ...`` in order (nothing to do for one chunk, whose
+    partial is ``result`` itself)."""
+    from ._backward import chunk_sum_kernel
+
+    n_chunks = partial.shape[0]
+    if n_chunks > 1:
+        size = result.size
+        launch_1d(chunk_sum_kernel(result.dtype.name), size, stream,
+                  partial.reshape(n_chunks, size), result.reshape(size))
+
+
+def _partials(n_chunks, result, stream):
+    if n_chunks == 1:
+        return result.reshape((1,) + tuple(result.shape))
+    return cuda.device_array((n_chunks,) + tuple(result.shape), result.dtype, stream=stream)
+
+
 def grad_weight(grad_out, x, grad_w, plan, stream=None):
     """Write the gradient of ``plan``'s output with respect to the weights into ``grad_w``
     (overwritten): split-K partial sums over fixed chunks of output rows, added in order."""
-    from ._backward import chunk_sum_kernel, grad_weight_kernel
+    from ._backward import grad_weight_kernel
 
     stream = _stream(stream)
     dtype = plan.dtype
     c_out, c_in_g, kh, kw = plan.weight_shape
-    rows = plan.out_shape[0] * plan.out_shape[2]
-    threads = _power_of_two(config.CUDA_GRAD_WEIGHT_THREADS, "CUDA_GRAD_WEIGHT_THREADS")
-    per_chunk = config.CUDA_GRAD_WEIGHT_CHUNK_ROWS
-    if per_chunk <= 0:  # a function of the shape and the config only: repeatable
-        positions = threads * max(1, config.CUDA_GRAD_WEIGHT_POSITIONS)
-        per_chunk = -(-positions // plan.out_shape[3])
-    n_chunks = (rows + per_chunk - 1) // per_chunk
+    threads, per_chunk, n_chunks = _split_k(plan)
     taps = max(1, min(config.CUDA_GRAD_WEIGHT_TAPS, kh * kw))
-    if n_chunks == 1:
-        partial = grad_w.reshape((1,) + tuple(grad_w.shape))
-    else:
-        partial = cuda.device_array((n_chunks,) + tuple(grad_w.shape), dtype, stream=stream)
+    partial = _partials(n_chunks, grad_w, stream)
     kernel = grad_weight_kernel(dtype.name, threads, taps)
     kernel[(n_chunks, c_in_g, c_out), threads, stream, taps * threads * dtype.itemsize](
         grad_out, x, partial, plan.stride[0], plan.stride[1], plan.dilation[0],
         plan.dilation[1], plan.pad_top, plan.pad_left, plan.pad_mode, dtype.type(plan.fill),
         plan.groups, per_chunk)
-    if n_chunks > 1:
-        size = grad_w.size
-        launch_1d(chunk_sum_kernel(dtype.name), size, stream, partial.reshape(n_chunks, size),
-                  grad_w.reshape(size))
+    _add_chunks(partial, grad_w, stream)
     return grad_w
 
 
 def grad_bias(grad_out, grad_b, plan, stream=None):
-    """``grad_b[co] = grad_out[:, co].sum()`` in a fixed order (one block per channel)."""
+    """``grad_b[co] = grad_out[:, co].sum()``: split-K over the same fixed chunks of output
+    rows as the weight gradient (one block per chunk and channel), added in order."""
     from ._backward import bias_kernel
 
     stream = _stream(stream)
-    threads = _power_of_two(config.CUDA_GRAD_WEIGHT_THREADS, "CUDA_GRAD_WEIGHT_THREADS")
-    bias_kernel(plan.dtype.name, threads)[grad_b.shape[0], threads, stream,
-                                          threads * plan.dtype.itemsize](grad_out, grad_b)
+    threads, per_chunk, n_chunks = _split_k(plan)
+    partial = _partials(n_chunks, grad_b, stream)
+    bias_kernel(plan.dtype.name, threads)[(n_chunks, grad_b.shape[0]), threads, stream,
+                                          threads * plan.dtype.itemsize](
+        grad_out, partial, per_chunk)
+    _add_chunks(partial, grad_b, stream)
     return grad_b
 
 

@@ -14,7 +14,8 @@
   output channel, input channel) sums its products per tap (in shared memory), reduces over its
   threads in a fixed tree, and writes one partial sum per tap; :func:`chunk_sum_kernel` adds
   the chunks in order.
-- grad bias (:func:`bias_kernel`): one block per output channel, a fixed tree.
+- grad bias (:func:`bias_kernel`): split-K too (the same chunks of rows), one block per
+  (chunk, output channel), a fixed tree, the chunks added in order.
 """
 
 import functools
@@ -288,22 +289,27 @@ def chunk_sum_kernel(dtype):
 
 @functools.lru_cache(maxsize=None)
 def bias_kernel(dtype, threads):
-    """``grad_bias[co] = sum_{n, i, j} grad_out[n, co, i, j]``: one block of ``threads`` (a
-    power of two) per output channel, dynamic shared memory ``threads`` items, a fixed tree."""
+    """Split-K partial sums of the bias gradient: ``partial[chunk, co]`` sums
+    ``grad_out[n, co, i, j]`` over the output rows ``(n, i)`` of chunk ``chunk``
+    (``rows_per_chunk`` of them) and all columns, in a fixed tree. Launch with grid
+    ``(n_chunks, C_out)``, ``threads`` threads (a power of two) and dynamic shared memory
+    ``threads`` items; :func:`chunk_sum_kernel` adds the chunks in order (one block per
+    channel would leave all but one multiprocessor idle for a single image)."""
     item = numba.from_dtype(np.dtype(dtype))
 
     @cuda.jit(cache=True)
-    def kernel(grad_out, grad_bias):
+    def kernel(grad_out, partial, rows_per_chunk):
         n_batch, _, out_h, out_w = grad_out.shape
-        co = cuda.blockIdx.x
+        chunk = cuda.blockIdx.x
+        co = cuda.blockIdx.y
         tid = cuda.threadIdx.x
-        plane = out_h * out_w
+        row_lo = chunk * rows_per_chunk
+        row_hi = min(n_batch * out_h, row_lo + rows_per_chunk)
         red = cuda.shared.array(0, item)
         s = item(0)
-        for k in range(tid, n_batch * plane, threads):
-            n = k // plane
-            r = k - n * plane
-            s += grad_out[n, co, r // out_w, r % out_w]
+        for pos in range(tid, (row_hi - row_lo) * out_w, threads):
+            row = row_lo + pos // out_w
+            s += grad_out[row // out_h, co, row % out_h, pos % out_w]
         red[tid] = s
         cuda.syncthreads()
         half = threads // 2
@@ -313,6 +319,6 @@ def bias_kernel(dtype, threads):
             cuda.syncthreads()
             half //= 2
         if tid == 0:
-            grad_bias[co] = red[0]
+            partial[chunk, co] = red[0]
 
     return kernel

@@ -133,3 +133,18 @@ def test_automatic_weight_gradient_chunks(rng, monkeypatch):
                                **tolerance(np.float32))
     np.testing.assert_array_equal(fastcorr.conv2d_weight(x, w.shape, g, backend="cuda", **kwargs),
                                   got)
+
+
+def test_bias_gradient_is_split_over_chunks_of_rows(rng):
+    """The bias gradient sums fixed chunks of output rows in parallel, then adds them in
+    order: right, and bitwise the same on a second run."""
+    from fastcorr import cuda as backend
+
+    x, w, _ = _operands(rng, (3, 2, 9, 7), (4, 2, 3, 3), False, np.float64)
+    g = rng.standard_normal(fastcorr.conv2d(x, w).shape)
+    plan = fastcorr.functional.LayerOperands(x, w, None, 1, 0, 1, 1, "zeros").plan
+    assert backend._split_k(plan)[2] > 1  # several chunks with the shrunk tunables
+    got = _grads(x, w, g, "cuda", {}, (False, False, True))[2]
+    np.testing.assert_allclose(got, g.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
+    again = _grads(x, w, g, "cuda", {}, (False, False, True))[2]
+    assert np.array_equal(got, again)
