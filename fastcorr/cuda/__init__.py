@@ -35,6 +35,7 @@ __all__ = ["Call", "DeviceView", "NAME", "TABLES", "check_out", "direct_forward"
            "stream_forward", "tiled_forward", "tiled_grad_input", "unavailable_reason"]
 
 _MAX_GRID_YZ = 65535
+WARP = 32
 
 
 def unavailable_reason():
@@ -63,14 +64,17 @@ def _reason():
 
 def _tile(plan, outputs):
     """Block shape and outputs per thread for an output of ``plan.out_shape``: the configured
-    block, narrowed (threads moved to rows, then dropped) when the output is much smaller."""
+    block, narrowed (threads moved to rows, then dropped) when the output is much smaller,
+    but never below one warp (32 threads, or the configured block if smaller): a block of
+    fewer threads leaves lanes of its warp idle."""
     bx, by = config.CUDA_BLOCK
     rc, ry, rx = outputs
     out_h, out_w = plan.out_shape[2], plan.out_shape[3]
+    least = min(WARP, bx * by)
     while bx > 1 and bx * rx >= 2 * out_w:
         bx //= 2
         by *= 2
-    while by > 1 and by * ry >= 2 * out_h:
+    while by > 1 and bx * (by // 2) >= least and by * ry >= 2 * out_h:
         by //= 2
     return bx, by, rc, ry, rx
 

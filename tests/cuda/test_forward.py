@@ -110,3 +110,17 @@ def test_default_tiles(rng, monkeypatch):
     x, w, b = _operands(rng, (1, 2, 5, 6), (3, 2, 3, 3), True, np.float32)
     np.testing.assert_allclose(to_host(fastcorr.conv2d(x, w, b, padding=1, backend="cuda")),
                                fastcorr.conv2d(x, w, b, padding=1), **tolerance(np.float32))
+
+
+@pytest.mark.parametrize("out_hw", [(1, 1), (3, 3), (7, 2), (2, 40), (14, 14), (300, 300)])
+def test_blocks_keep_a_whole_warp_on_small_outputs(out_hw, monkeypatch):
+    """The production block (32 x 8) narrows for small outputs, but never below one warp."""
+    from fastcorr import cuda as backend
+
+    monkeypatch.setattr(config, "CUDA_BLOCK", (32, 8))
+    plan = fastcorr.functional.LayerOperands(np.ones((1, 1) + out_hw), np.ones((1, 1, 1, 1)),
+                                             None, 1, 0, 1, 1, "zeros").plan
+    for outputs in (config.CUDA_DENSE_OUTPUTS, config.CUDA_DEPTHWISE_OUTPUTS):
+        bx, by, rc, ry, rx = backend._tile(plan, outputs)
+        assert bx * by >= 32, (out_hw, bx, by)
+        assert bx * by <= 256
