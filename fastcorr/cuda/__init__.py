@@ -27,6 +27,7 @@ from .. import _validate as v
 from .. import config
 from .._select import Implementation, Table, first_supported, unsupported
 from ._arrays import Call, DeviceView, check_out, launch_1d, read
+from ._workspace import scratch
 
 NAME = "cuda"
 
@@ -132,7 +133,7 @@ def _forward_geometry(plan):
 def _bias_or_dummy(bias, plan, stream):
     if bias is not None:
         return bias, True
-    return cuda.device_array(1, dtype=plan.dtype, stream=stream), False  # never read
+    return scratch("dummy bias", (1,), plan.dtype, stream), False  # never read
 
 
 def tiled_forward(x, weight, bias, out, plan, stream=None):
@@ -220,7 +221,7 @@ def _grad_input(grad_out, weight, grad_x, plan, stream, tiled):
     dtype = plan.dtype
     (sh, sw), (dh, dw) = plan.stride, plan.dilation
     direct, dest_shape, r_off, c_off = _grad_input_layout(plan, grad_x)
-    dest = grad_x if direct else cuda.device_array(dest_shape, dtype, stream=stream)
+    dest = grad_x if direct else scratch("padded input gradient", dest_shape, dtype, stream)
     geometry = (sh, sw, dh, dw, r_off, c_off, plan.groups)
     if tiled:
         bx, by, rc, ry, rx, g_h, g_w, shared, ci_blocks = _grad_input_tiling(plan)
@@ -291,7 +292,7 @@ def _add_chunks(partial, result, stream):
 def _partials(n_chunks, result, stream):
     if n_chunks == 1:
         return result.reshape((1,) + tuple(result.shape))
-    return cuda.device_array((n_chunks,) + tuple(result.shape), result.dtype, stream=stream)
+    return scratch("split-K partials", (n_chunks,) + tuple(result.shape), result.dtype, stream)
 
 
 def grad_weight(grad_out, x, grad_w, plan, stream=None):

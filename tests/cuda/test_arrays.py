@@ -205,3 +205,41 @@ def test_cupy_and_torch_stay_on_the_device(rng):
         got = fastcorr.conv2d(*t, padding=1, stream=torch.cuda.current_stream())
         assert isinstance(got, torch.Tensor) and got.is_cuda
         np.testing.assert_allclose(got.cpu().numpy(), expected, **tolerance(np.float32))
+
+
+@pytest.fixture
+def allocations(monkeypatch):
+    """Count device allocations made through ``cuda.device_array``."""
+    counts = {"device_array": 0}
+    original = cuda.device_array
+
+    def device_array(*args, **kwargs):
+        counts["device_array"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cuda, "device_array", device_array)
+    return counts
+
+
+def test_a_steady_state_call_allocates_only_its_results(rng, allocations):
+    """The dummy bias, the padded input gradient and the split-K partial sums come from the
+    workspace: a repeated call allocates its results and nothing else."""
+    from fastcorr.cuda import _workspace
+
+    x, w, _ = _layer(rng, np.float32)
+    g = rng.standard_normal((2, 4, 5, 6)).astype(np.float32)
+    dg, dx, dw = cuda.to_device(g), cuda.to_device(x), cuda.to_device(w)
+    kwargs = dict(padding=1, padding_mode="reflect")
+    for _ in range(2):  # the first call fills the workspace
+        allocations["device_array"] = 0
+        forward = fastcorr.conv2d(dx, dw, **kwargs)  # no bias: the dummy one
+        grads = fastcorr.conv2d_backward(dg, dx, dw, **kwargs)  # padded plane, partials
+    assert allocations["device_array"] == 1 + 3  # the output and the three gradients
+    assert _workspace.held_bytes() > 0
+    expected = fastcorr.conv2d_backward(g, x, w, **kwargs)
+    for e, r in zip(expected, grads):
+        np.testing.assert_allclose(to_host(r), e, **tolerance(np.float32))
+    np.testing.assert_allclose(to_host(forward), fastcorr.conv2d(x, w, **kwargs),
+                               **tolerance(np.float32))
+    _workspace.release()
+    assert _workspace.held_bytes() == 0
