@@ -20,17 +20,19 @@ from helpers import implementation_params
 DTYPES = (np.float64, np.float32)
 
 
-def random_layer(rng, depthwise, *, max_k=9):
-    """Random conv2d operands and arguments (possibly invalid: callers skip ValueErrors)."""
+def random_layer(rng, depthwise, *, max_k=9, pointwise=False):
+    """Random conv2d operands and arguments (possibly invalid: callers skip ValueErrors);
+    ``pointwise``: 1x1 kernels without padding."""
     groups = int(rng.integers(1, 4))
     c_in_g = 1 if depthwise else int(rng.integers(1, 4))
     c_out_g = 1 if rng.random() < 0.5 else int(rng.integers(1, 4))
-    kh, kw = (int(k) for k in rng.integers(1, max_k + 1, 2))
+    kh, kw = (1, 1) if pointwise else (int(k) for k in rng.integers(1, max_k + 1, 2))
     dilation = tuple(int(d) for d in rng.integers(1, 3, 2))
     stride = (1, 1) if rng.random() < 0.5 else tuple(int(s) for s in rng.integers(1, 3, 2))
     h, w = (int(s) for s in rng.integers(3, 24, 2))
     kwargs = dict(stride=stride, dilation=dilation, groups=groups,
-                  padding=(int(rng.integers(0, 4)), int(rng.integers(0, 4))),
+                  padding=(0, 0) if pointwise else (int(rng.integers(0, 4)),
+                                                    int(rng.integers(0, 4))),
                   padding_mode=str(rng.choice(["zeros", "reflect", "replicate", "circular"])))
     n = int(rng.integers(1, 3))
     x = rng.standard_normal((n, groups * c_in_g, h, w))
@@ -74,7 +76,9 @@ def test_every_implementation_matches_the_reference(operation, name, dtype):
     rng = np.random.default_rng(zlib.crc32(f"{operation}-{name}".encode()))
     checked = 0
     for trial in range(120):
-        x, weight, bias, kwargs = random_layer(rng, depthwise=trial % 2 == 0)
+        # (most plans the pointwise implementation sees are its own: 1x1, no padding)
+        x, weight, bias, kwargs = random_layer(rng, depthwise=trial % 2 == 0,
+                                               pointwise=name == "pointwise" and trial % 4 > 0)
         try:
             plan = _plan(x, weight, bias, kwargs)
         except ValueError:
@@ -116,7 +120,7 @@ def test_forcing_an_unknown_name_or_operation_is_an_error():
 
 
 def test_the_tables_name_their_implementations():
-    assert TABLES["forward"].names() == ("rows", "taps", "gemm", "fft")
+    assert TABLES["forward"].names() == ("rows", "taps", "gemm", "pointwise", "fft")
     assert set(TABLES) == {"forward", "grad_input", "grad_weight", "grad_bias"}
     for table in TABLES.values():
         for impl in table.implementations.values():
@@ -128,6 +132,8 @@ def test_the_tables_name_their_implementations():
     (((2, 8, 20, 20), (8, 1, 5, 5), dict(groups=8)), "taps"),  # depthwise
     (((2, 8, 20, 20), (16, 8, 3, 3), {}), "gemm"),         # dense
     (((2, 2, 20, 20), (2, 2, 1, 1), {}), "rows"),          # too thin for BLAS
+    (((2, 32, 9, 9), (64, 32, 1, 1), dict(stride=2)), "pointwise"),  # a 1x1 layer
+    (((2, 32, 9, 9), (64, 32, 1, 1), dict(padding=1)), "gemm"),      # padded: im2col
     (((1, 1, 40, 40), (1, 1, 3, 3), dict(stride=(1, 2))), "rows"),  # column stride
 ])
 def test_direct_choice_by_layer_shape(layer, expected):
@@ -179,3 +185,30 @@ def test_width_classes_are_bounded():
 
     assert len(_taps_generated.KERNELS) == _taps_source.NARROW + 1
     assert {taps.width_class(kw) for kw in range(1, 300)} == set(_taps_generated.KERNELS)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kwargs", [{}, dict(stride=2), dict(stride=(1, 3), groups=2),
+                                    dict(groups=2, dilation=3, padding_mode="reflect")])
+def test_pointwise_matches_torch(kwargs, dtype):
+    """1x1 layers as matrix products: forward and both gradients against torch (float64)."""
+    from helpers import assert_within, torch_conv2d
+    from test_conv2d import error_bound
+    from test_gradients import grad_bounds, torch_grads
+
+    rng = np.random.default_rng(7)
+    groups = kwargs.get("groups", 1)
+    x = rng.standard_normal((3, 32, 11, 10)).astype(dtype)
+    w = rng.standard_normal((48, 32 // groups, 1, 1)).astype(dtype)
+    b = rng.standard_normal(48).astype(dtype)
+    with fastcorr.trace() as ran:
+        y = fastcorr.conv2d(x, w, b, **kwargs)
+        g = rng.standard_normal(y.shape).astype(dtype)
+        grads = fastcorr.conv2d_backward(g, x, w, **kwargs)
+    assert {r.implementation for r in ran if r.operation != "grad_bias"} == {"pointwise"}
+    assert_within(y, torch_conv2d(x, w, b, **kwargs), error_bound(x, w, b, dtype, **kwargs),
+                  "forward")
+    for name, got, expected, bound in zip(("input", "weight", "bias"), grads,
+                                          torch_grads(x, w, g, **kwargs),
+                                          grad_bounds(x, w, g, dtype, **kwargs)):
+        assert_within(got, expected, bound, f"grad_{name}")

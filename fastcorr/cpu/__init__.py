@@ -163,12 +163,12 @@ def _choose(direct_order):
 def _forward_order(plan, operands):
     if plan.weight_shape[1] == 1:
         return ("taps", "rows")
-    return ("gemm",) if uses_gemm(plan) else ("rows",)
+    return ("pointwise", "gemm") if uses_gemm(plan) else ("rows",)
 
 
 def _grad_input_order(plan, operands):
     if uses_gemm(plan):
-        return ("gemm",)
+        return ("pointwise", "gemm")
     # "taps" multiplies each weight by the zeros framing the output gradient: 0 * inf
     if operands is not None and not operands.weight_finite():
         return ("scatter",)
@@ -176,7 +176,7 @@ def _grad_input_order(plan, operands):
 
 
 def _grad_weight_order(plan, operands):
-    return ("gemm",) if uses_gemm(plan) else ("planes", "rows")
+    return ("pointwise", "gemm") if uses_gemm(plan) else ("planes", "rows")
 
 
 class _Table(Table):
@@ -191,6 +191,8 @@ FORWARD = _Table("forward", [
     Implementation("rows", _rows_forward),
     Implementation("taps", _lazy("taps", "correlate"), why_not=_lazy("taps", "why_not")),
     Implementation("gemm", _lazy("gemm", "correlate")),
+    Implementation("pointwise", _lazy("pointwise", "correlate"),
+                   why_not=_lazy("pointwise", "why_not")),
     Implementation("fft", _lazy("fft", "correlate"), method="fft",
                    why_not=_lazy("fft", "why_not")),
 ], _forward_order)
@@ -200,6 +202,8 @@ GRAD_INPUT = _Table("grad_input", [
     Implementation("taps", _lazy("depthwise", "grad_input"),
                    why_not=_lazy("depthwise", "input_why_not")),
     Implementation("gemm", _lazy("gemm", "grad_input")),
+    Implementation("pointwise", _lazy("pointwise", "grad_input"),
+                   why_not=_lazy("pointwise", "why_not")),
     Implementation("fft", _lazy("fft", "grad_input"), method="fft",
                    why_not=_lazy("fft", "why_not")),
 ], _grad_input_order)
@@ -209,6 +213,8 @@ GRAD_WEIGHT = _Table("grad_weight", [
     Implementation("planes", _lazy("depthwise", "grad_weight"),
                    why_not=_lazy("depthwise", "weight_why_not")),
     Implementation("gemm", _lazy("gemm", "grad_weight")),
+    Implementation("pointwise", _lazy("pointwise", "grad_weight"),
+                   why_not=_lazy("pointwise", "why_not")),
     Implementation("fft", _lazy("fft", "grad_weight"), method="fft",
                    why_not=_lazy("fft", "why_not")),
 ], _grad_weight_order)

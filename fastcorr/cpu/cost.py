@@ -55,8 +55,8 @@ GRADIENT_AS = {"planes": ("taps", 3.0), "scatter": ("taps", 2.0)}
 
 
 def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
-    """Predicted seconds of a direct implementation ("taps", "rows", "gemm", or a gradient's
-    "planes" and "scatter")."""
+    """Predicted seconds of a direct implementation ("taps", "rows", "gemm", "pointwise", or a
+    gradient's "planes" and "scatter")."""
     if implementation in GRADIENT_AS:
         like, factor = GRADIENT_AS[implementation]
         base = direct_seconds(plan, like, threads, constants) - constants["call"]
@@ -70,6 +70,8 @@ def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
     elif implementation == "gemm":
         seconds = macs * constants["gemm"] + n * out_h * out_w * c_in_g * kh * kw \
             * plan.groups * constants["gather"]
+    elif implementation == "pointwise":  # BLAS without the gathering
+        seconds = macs * constants["gemm"]
     else:
         seconds = macs * constants["rows"]
     return constants["call"] + _scale(plan) * seconds / max(1, threads)
