@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -294,17 +295,21 @@ def size_table(rows):
     return lines
 
 
-def layer_workloads(name, shape, c_out, groups, dtype, rng):
-    """Forward and backward (input and weight gradients) of a 3x3, padding 1 layer, against
-    torch's ``F.conv2d`` and its autograd."""
+def layer_workloads(name, shape, c_out, groups, dtype, rng, *, kernel=3, stride=1,
+                    padding=None):
+    """Forward and backward (input and weight gradients) of a ``kernel`` x ``kernel`` layer
+    (padding ``kernel // 2`` unless given), against torch's ``F.conv2d`` and its autograd."""
     import fastcorr
 
+    padding = kernel // 2 if padding is None else padding
     x = rng.standard_normal(shape).astype(dtype)
-    w = rng.standard_normal((c_out, shape[1] // groups, 3, 3)).astype(dtype)
-    out_shape = (shape[0], c_out) + tuple(shape[2:])
+    w = rng.standard_normal((c_out, shape[1] // groups, kernel, kernel)).astype(dtype)
+    out_hw = tuple((n + 2 * padding - kernel) // stride + 1 for n in shape[2:])
+    out_shape = (shape[0], c_out) + out_hw
     g = rng.standard_normal(out_shape).astype(dtype)
-    described = (f"{name} layer {tuple(shape)} -> {c_out}, groups {groups}, 3x3, padding 1, "
-                 f"{np.dtype(dtype).name}")
+    args = dict(stride=stride, padding=padding, groups=groups)
+    described = (f"{name} layer {tuple(shape)} -> {c_out}, groups {groups}, {kernel}x{kernel}, "
+                 f"stride {stride}, padding {padding}, {np.dtype(dtype).name}")
 
     def torch_forward():
         import torch
@@ -314,7 +319,7 @@ def layer_workloads(name, shape, c_out, groups, dtype, rng):
 
         def run():
             with torch.no_grad():
-                return F.conv2d(xt, wt, padding=1, groups=groups).numpy()
+                return F.conv2d(xt, wt, **args).numpy()
         return run
 
     def torch_backward():
@@ -324,7 +329,7 @@ def layer_workloads(name, shape, c_out, groups, dtype, rng):
         xt = torch.from_numpy(x).requires_grad_()
         wt = torch.from_numpy(w).requires_grad_()
         gt = torch.from_numpy(g)
-        y = F.conv2d(xt, wt, padding=1, groups=groups)  # the graph is built once, untimed
+        y = F.conv2d(xt, wt, **args)  # the graph is built once, untimed
 
         def run():
             gx, gw = torch.autograd.grad(y, (xt, wt), gt, retain_graph=True)
@@ -332,8 +337,7 @@ def layer_workloads(name, shape, c_out, groups, dtype, rng):
         return run
 
     def ours_backward():
-        gx, gw, _ = fastcorr.conv2d_backward(g, x, w, padding=1, groups=groups,
-                                             output_mask=(True, True, False))
+        gx, gw, _ = fastcorr.conv2d_backward(g, x, w, output_mask=(True, True, False), **args)
         return gx, gw
 
     flops = layer_flops(w.shape, out_shape)
@@ -341,7 +345,7 @@ def layer_workloads(name, shape, c_out, groups, dtype, rng):
         Workload(label=f"{name} fwd", description=f"{described}: forward",
                  nbytes=layer_traffic(shape, w.shape, out_shape, x.itemsize), flops=flops,
                  dtype=np.dtype(dtype),
-                 fastcorr=lambda: fastcorr.conv2d(x, w, padding=1, groups=groups),
+                 fastcorr=lambda: fastcorr.conv2d(x, w, **args),
                  peers={"torch F.conv2d": ("torch", torch_forward)}),
         Workload(label=f"{name} bwd",
                  description=f"{described}: backward (input and weight gradients; torch: "
@@ -350,6 +354,74 @@ def layer_workloads(name, shape, c_out, groups, dtype, rng):
                  flops=2 * flops, dtype=np.dtype(dtype), fastcorr=ours_backward,
                  peers={"torch autograd": ("torch", torch_backward)}),
     ]
+
+
+#: The layer zoo of ``fastcorr bench --zoo``: (network, layer, input (C, H, W), C_out, groups,
+#: kernel, stride); batch 8 unless ``--batch``. The conv layers of ResNet-18/50, ResNeXt-50,
+#: MobileNetV2, EfficientNet-B0 and ConvNeXt-T, each shape once.
+ZOO = [
+    ("ResNet", "stem 7x7/2", (3, 224, 224), 64, 1, 7, 2),
+    ("ResNet", "3x3 64", (64, 56, 56), 64, 1, 3, 1),
+    ("ResNet", "3x3 128/2", (64, 56, 56), 128, 1, 3, 2),
+    ("ResNet", "3x3 128", (128, 28, 28), 128, 1, 3, 1),
+    ("ResNet", "3x3 256/2", (128, 28, 28), 256, 1, 3, 2),
+    ("ResNet", "3x3 256", (256, 14, 14), 256, 1, 3, 1),
+    ("ResNet", "3x3 512/2", (256, 14, 14), 512, 1, 3, 2),
+    ("ResNet", "3x3 512", (512, 7, 7), 512, 1, 3, 1),
+    ("ResNet-50", "1x1 256->64", (256, 56, 56), 64, 1, 1, 1),
+    ("ResNet-50", "1x1 64->256", (64, 56, 56), 256, 1, 1, 1),
+    ("ResNet-50", "1x1 512->256/2", (512, 28, 28), 256, 1, 1, 2),
+    ("ResNeXt", "3x3 g32 128", (128, 56, 56), 128, 32, 3, 1),
+    ("ResNeXt", "3x3 g32 256/2", (256, 56, 56), 256, 32, 3, 2),
+    ("MobileNetV2", "dw 3x3 96/2", (96, 112, 112), 96, 96, 3, 2),
+    ("MobileNetV2", "dw 3x3 144", (144, 56, 56), 144, 144, 3, 1),
+    ("MobileNetV2", "dw 3x3 960", (960, 7, 7), 960, 960, 3, 1),
+    ("MobileNetV2", "1x1 144->24", (144, 56, 56), 24, 1, 1, 1),
+    ("EfficientNet", "dw 5x5 240", (240, 28, 28), 240, 240, 5, 1),
+    ("EfficientNet", "dw 5x5 672/2", (672, 14, 14), 672, 672, 5, 2),
+    ("ConvNeXt", "dw 7x7 96", (96, 56, 56), 96, 96, 7, 1),
+    ("ConvNeXt", "dw 7x7 384", (384, 14, 14), 384, 384, 7, 1),
+]
+
+
+def zoo_workloads(dtype, rng, batch=8, quick=False):
+    """The forward and backward workloads of every :data:`ZOO` layer (``quick``: batch 1 and
+    planes an eighth of the size, to check that everything runs)."""
+    workloads = []
+    for net, label, (c, h, w), c_out, groups, kernel, stride in ZOO:
+        if quick:
+            batch, h, w = 1, max(2 * kernel, h // 8), max(2 * kernel, w // 8)
+        workloads += layer_workloads(f"{net} {label}", (batch, c, h, w), c_out, groups, dtype,
+                                     rng, kernel=kernel, stride=stride)
+    return workloads
+
+
+def zoo_table(rows):
+    """Lines of the zoo table (torch time / fastcorr time per layer and pass), with the
+    geometric mean and the worst ratio."""
+    by_workload = {}
+    for row in rows:
+        by_workload.setdefault(row.workload, []).append(row)
+    lines = [f"{'layer':<34} {'pass':<4} {'fastcorr ms':>11} {'ran':<16} {'torch ms':>9} "
+             f"{'ratio':>6}"]
+    ratios = []
+    for label, group in by_workload.items():
+        ours = next(r for r in group if r.impl == "fastcorr")
+        peer = next((r for r in group if r.impl != "fastcorr" and r.ratio is not None), None)
+        name, _, kind = label.rpartition(" ")
+        if peer is None:
+            lines.append(f"{name:<34} {kind:<4} {ours.median_ms:11.2f} "
+                         f"{ours.implementation:<16} {'(not timed)':>9}")
+            continue
+        ratios.append((peer.ratio, label))
+        lines.append(f"{name:<34} {kind:<4} {ours.median_ms:11.2f} {ours.implementation:<16} "
+                     f"{peer.median_ms:9.2f} {peer.ratio:6.2f}")
+    if ratios:
+        geo = math.exp(sum(math.log(r) for r, _ in ratios) / len(ratios))
+        worst, where = min(ratios)
+        lines.append(f"geometric mean {geo:.2f}x over {len(ratios)}; worst {worst:.2f}x "
+                     f"({where})")
+    return lines
 
 
 _PACKAGES = {"opencv": "opencv-python-headless", "ndimage": "scipy", "signal": "scipy",
@@ -435,6 +507,11 @@ def add_arguments(parser):
                              "\"same\", kernels 3, 5, 7, 11, 15, 31, 63, against OpenCV "
                              "filter2D and SciPy's fftconvolve and oaconvolve (--quick: 128^2, "
                              "kernels 3, 7, 15)")
+    parser.add_argument("--zoo", action="store_true",
+                        help="only the layer zoo: the conv layers of ResNet, ResNeXt, "
+                             "MobileNetV2, EfficientNet and ConvNeXt at batch 8 (--batch), "
+                             "forward and backward against torch, with the geometric mean "
+                             "and the worst ratio")
     parser.add_argument("--image", action=argparse.BooleanOptionalAction, default=True,
                         help="time the single-channel image workloads (default: yes)")
     parser.add_argument("--layers", action=argparse.BooleanOptionalAction, default=True,
@@ -554,13 +631,15 @@ def _run(args, out):
 
     rng = np.random.default_rng(0)
     workloads = []
-    if args.sizes:
+    if args.zoo:
+        workloads = zoo_workloads(dtype, rng, batch=args.batch or 8, quick=args.quick)
+    elif args.sizes:
         sizes = QUICK_SIZES if args.quick else SIZES
         kernels = QUICK_SIZE_KERNELS if args.quick else SIZE_KERNELS
         workloads = [size_workload(n, k, dtype, rng) for n in sizes for k in kernels]
     elif args.image:
         workloads += [image_workload(s["image_size"], k, dtype, rng) for k in args.kernels]
-    if args.layers and not args.sizes:
+    if args.layers and not args.sizes and not args.zoo:
         for name, (shape, c_out, groups) in s["layers"].items():
             if args.batch:
                 shape = (args.batch,) + tuple(shape[1:])
@@ -579,6 +658,11 @@ def _run(args, out):
                                 bandwidth=bandwidth, peak=peak, peers=args.peers):
             say(_format_row(row))
             rows.append(row)
+    if args.zoo:
+        say()
+        say("layer zoo: torch time / fastcorr time (above 1: fastcorr is faster)")
+        for line in zoo_table(rows):
+            say(line)
     if args.sizes:
         say()
         say("kernel sizes: fastcorr (with the implementation that ran) against the fastest peer")

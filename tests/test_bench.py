@@ -230,3 +230,20 @@ def test_asv_benchmarks_run(cls):
     for name in dir(cls):
         if name.startswith(("time_", "peakmem_")):
             getattr(bench_obj, name)(*first)
+
+
+def test_bench_zoo_quick(capsys):
+    """``fastcorr bench --zoo``: every zoo layer forward and backward against torch, then the
+    table with the geometric mean and the worst ratio."""
+    assert cli.main(["bench", "--zoo", "--quick", "--repeat", "1", "--peers", "torch"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("layer zoo:"):]
+    labels = [f"{net} {label}" for net, label, *_ in bench.ZOO]
+    assert {"ResNet", "ResNet-50", "ResNeXt", "MobileNetV2", "EfficientNet",
+            "ConvNeXt"} <= {net for net, *_ in bench.ZOO}
+    for label in labels:
+        for kind in ("fwd", "bwd"):
+            assert re.search(rf"^{re.escape(label)}\s+{kind}\s+[0-9.]+ ", table, re.M), label
+    if importlib.util.find_spec("torch") is not None:
+        assert re.search(rf"^geometric mean [0-9.]+x over {2 * len(labels)}; worst ", table,
+                         re.M), table

@@ -134,7 +134,8 @@ def test_the_tables_name_their_implementations():
     (((2, 2, 20, 20), (2, 2, 1, 1), {}), "rows"),          # too thin for BLAS
     (((2, 32, 9, 9), (64, 32, 1, 1), dict(stride=2)), "pointwise"),  # a 1x1 layer
     (((2, 32, 9, 9), (64, 32, 1, 1), dict(padding=1)), "gemm"),      # padded: im2col
-    (((1, 1, 40, 40), (1, 1, 3, 3), dict(stride=(1, 2))), "rows"),  # column stride
+    (((1, 1, 40, 40), (1, 1, 3, 3), dict(stride=(1, 2))), "taps"),  # column stride too
+    (((2, 4, 20, 20), (4, 2, 3, 3), dict(groups=2)), "rows"),   # two channels a group
 ])
 def test_direct_choice_by_layer_shape(layer, expected):
     input_shape, weight_shape, kwargs = layer

@@ -81,3 +81,33 @@ class KernelSizes:
 
     def time_same(self, size, kernel, implementation):
         self.run()
+
+
+class LayerZoo:
+    """The conv layers of ResNet, ResNeXt, MobileNetV2, EfficientNet and ConvNeXt at batch 8
+    (``fastcorr.bench.ZOO``; ``fastcorr bench --zoo`` times them against torch), forward and
+    backward (input and weight gradients), float32."""
+
+    params = ([f"{net} {label}" for net, label, *_ in __import__("fastcorr.bench").bench.ZOO],
+              ["forward", "backward"])
+    param_names = ["layer", "pass"]
+
+    def setup(self, layer, pass_):
+        from fastcorr import bench
+
+        (net, label, (c, h, w), c_out, groups, kernel, stride), = [
+            entry for entry in bench.ZOO if f"{entry[0]} {entry[1]}" == layer]
+        rng = np.random.default_rng(0)
+        self.x = rng.standard_normal((8, c, h, w)).astype(np.float32)
+        self.w = rng.standard_normal((c_out, c // groups, kernel, kernel)).astype(np.float32)
+        self.args = dict(stride=stride, padding=kernel // 2, groups=groups)
+        self.g = rng.standard_normal(fastcorr.conv2d(self.x, self.w, **self.args).shape
+                                     ).astype(np.float32)
+        self.time_layer(layer, pass_)  # compile, warm up
+
+    def time_layer(self, layer, pass_):
+        if pass_ == "forward":
+            fastcorr.conv2d(self.x, self.w, **self.args)
+        else:
+            fastcorr.conv2d_backward(self.g, self.x, self.w, output_mask=(True, True, False),
+                                     **self.args)
