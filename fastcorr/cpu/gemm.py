@@ -78,6 +78,8 @@ def _flat(a):
 
 def correlate(x, weight, bias, out, plan):
     """Compute ``plan`` into ``out``: gather patches, multiply by the weights."""
+    if plan.groups > 1:
+        return _correlate_groups(x, weight, bias, out, plan)
     blocks = _Blocks(plan)
     c_out_g = blocks.c_out_g
     w_mat = weight.reshape(plan.groups, c_out_g, blocks.depth)
@@ -90,6 +92,41 @@ def correlate(x, weight, bias, out, plan):
         np.matmul(w_mat[g], cols, out=target)
         if bias is not None:
             target += bias[g * c_out_g:(g + 1) * c_out_g, None]
+    return out
+
+
+def _correlate_groups(x, weight, bias, out, plan):
+    """A grouped layer's forward: each block of output rows gathers every channel's patches
+    at once, ``(groups, depth, positions)``, and one batched ``matmul`` multiplies every
+    group's weights with its patches. A block per image and group, each with its own gather
+    and product, cost grouped layers more in calls than in arithmetic (Zen 4, float32, batch
+    8, 3x3, ms, before -> after: 64 channels on 56^2 in 8 groups 28.2 -> 7.9; 256 on 56^2,
+    32 groups, stride 2: 28.9 -> 22.4; 128 on 56^2, 32 groups 11.6 -> 11.4; 256 on 14^2 in 16
+    groups 4.4 -> 5.1)."""
+    n_batch, c_out, out_h, out_w = plan.out_shape
+    groups = plan.groups
+    c_in_g, kh, kw = plan.weight_shape[1:]
+    depth = c_in_g * kh * kw
+    c_out_g = c_out // groups
+    budget = min(config.CPU_IM2COL_BLOCK_ELEMENTS, out.size)
+    rows = max(1, min(out_h, budget // (groups * depth * out_w)))
+    buffer = np.empty(groups * depth * rows * out_w, dtype=plan.dtype)
+    w_mat = weight.reshape(groups, c_out_g, depth)
+    out_mat = out.reshape(n_batch, groups, c_out_g, out_h * out_w)
+    geometry = (kh, kw)
+    tail = (out_w, plan.stride[0], plan.stride[1], plan.dilation[0], plan.dilation[1],
+            plan.pad_top, plan.pad_left, plan.pad_mode, plan.dtype.type(plan.fill))
+    for n in range(n_batch):
+        for row_first in range(0, out_h, rows):
+            span = slice(row_first * out_w, min(out_h, row_first + rows) * out_w)
+            positions = span.stop - span.start
+            cols = buffer[:groups * depth * positions].reshape(groups * depth, positions)
+            _pool.run(im2col_rows, plan.input_shape[1], x[n], 0, *geometry, row_first, *tail,
+                      cols, work=COPY_WORK * cols.size)
+            target = out_mat[n, :, :, span]
+            np.matmul(w_mat, cols.reshape(groups, depth, positions), out=target)
+            if bias is not None:
+                target += bias.reshape(groups, c_out_g, 1)
     return out
 
 
