@@ -18,6 +18,9 @@ from .threads import get_num_threads, num_threads, set_num_threads
 __version__ = "0.1.0"
 
 _SUBMODULES = ("batch", "dask", "kernels", "nn", "reference", "threads", "train")
+#: Submodules that need an optional extra: reachable as attributes, but left out of
+#: ``__all__`` so that ``from fastcorr import *`` and ``help(fastcorr)`` work without it.
+_OPTIONAL = {"dask": "dask"}  # submodule: the package it needs
 
 __all__ = [
     "BackendUnavailableError",
@@ -35,7 +38,7 @@ __all__ = [
     "num_threads",
     "set_num_threads",
     "trace",
-    *_SUBMODULES,
+    *(name for name in _SUBMODULES if name not in _OPTIONAL),
 ]
 
 
@@ -46,4 +49,16 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_SUBMODULES))
+    # an optional submodule whose package is missing is not listed, so that tools walking
+    # dir() (help(), inspect.getmembers) do not trip over its ImportError
+    return sorted(set(globals()) | {name for name in _SUBMODULES
+                                    if name not in _OPTIONAL or _installed(_OPTIONAL[name])})
+
+
+def _installed(package):
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # e.g. a module set to None in sys.modules
+        return False

@@ -317,3 +317,24 @@ def test_import_fastcorr_does_not_import_dask():
 
     code = "import sys, fastcorr; assert 'dask' not in sys.modules, sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_without_dask_the_package_still_works():
+    """Without dask, ``from fastcorr import *`` and ``help(fastcorr)`` work, and
+    ``fastcorr.dask`` is an ImportError saying what to install."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['dask'] = None; sys.modules['dask.array'] = None\n"
+        "import pydoc, fastcorr\n"
+        "from fastcorr import *\n"
+        "pydoc.render_doc(fastcorr)\n"
+        "try:\n"
+        "    fastcorr.dask\n"
+        "except ImportError as exc:\n"
+        "    assert 'fastcorr[dask]' in str(exc), exc\n"
+        "else:\n"
+        "    raise AssertionError('fastcorr.dask imported without dask')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
