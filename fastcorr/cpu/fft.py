@@ -115,8 +115,15 @@ def _scratch(slot, shape, dtype):
     buffers = _local.__dict__.setdefault("buffers", {})
     buf = buffers.get(slot)
     if buf is None or buf.shape != shape or buf.dtype != dtype:
-        buf = buffers[slot] = np.empty(shape, dtype)
+        buf = np.empty(shape, dtype)
+        # (arrays too large to keep between calls are allocated per use: a thread holds at
+        # most SCRATCH_BYTES per slot once the call is over)
+        buffers[slot] = buf if buf.nbytes <= SCRATCH_BYTES else None
     return buf
+
+
+#: The largest array :func:`_scratch` keeps for reuse (per thread and slot).
+SCRATCH_BYTES = 32 << 20
 
 
 def _rfft2(a, out):

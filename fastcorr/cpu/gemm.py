@@ -32,27 +32,35 @@ def why_not(plan):
 
 
 class _Blocks:
-    """The block decomposition of one plan: which output rows each patch buffer holds."""
+    """The block decomposition of one plan: which output rows each patch buffer holds.
 
-    def __init__(self, plan):
+    ``all_groups=True`` gathers every group's patches into one buffer per block,
+    ``(groups * depth, positions)``, for one batched product over the groups; otherwise a
+    block belongs to one image and one group.
+    """
+
+    def __init__(self, plan, all_groups=False):
         self.plan = plan
         n_batch, c_out, out_h, out_w = plan.out_shape
         c_in_g, kh, kw = plan.weight_shape[1:]
         self.c_in_g, self.c_out_g = c_in_g, c_out // plan.groups
         self.depth = c_in_g * kh * kw
+        self.gathered = plan.groups if all_groups else 1  # groups per buffer
         # a buffer within the budget and no larger than the output (the shape alone decides)
         budget = min(config.CPU_IM2COL_BLOCK_ELEMENTS, n_batch * c_out * out_h * out_w)
-        self.rows = max(1, min(out_h, budget // (self.depth * out_w)))
+        self.rows = max(1, min(out_h, budget // (self.gathered * self.depth * out_w)))
+        groups = [None] if all_groups else range(plan.groups)
         #: ``(n, g, first row, slice of the block in a flattened plane)`` in a fixed order
         self.blocks = [(n, g, row_first, slice(row_first * out_w,
                                                 min(out_h, row_first + self.rows) * out_w))
-                       for n in range(n_batch) for g in range(plan.groups)
+                       for n in range(n_batch) for g in groups
                        for row_first in range(0, out_h, self.rows)]
-        self.buffer = np.empty(self.depth * self.rows * out_w, dtype=plan.dtype)
+        self.buffer = np.empty(self.gathered * self.depth * self.rows * out_w, dtype=plan.dtype)
 
     def cols(self, span):
-        """The patch matrix of a block of ``span``: (depth, positions)."""
-        return self.buffer[:self.depth * (span.stop - span.start)].reshape(self.depth, -1)
+        """The patch matrix of a block of ``span``: (gathered groups * depth, positions)."""
+        rows = self.gathered * self.depth
+        return self.buffer[:rows * (span.stop - span.start)].reshape(rows, -1)
 
     def _geometry(self, row_first):
         plan = self.plan
@@ -61,8 +69,10 @@ class _Blocks:
                 plan.pad_top, plan.pad_left, plan.pad_mode)
 
     def gather(self, x_n, g, row_first, cols):
-        """Fill ``cols`` with the patches of image ``x_n`` (C_in, H, W) for group ``g``."""
-        _pool.run(im2col_rows, self.c_in_g, x_n, g * self.c_in_g, *self._geometry(row_first),
+        """Fill ``cols`` with the patches of image ``x_n`` (C_in, H, W) for group ``g`` (every
+        group for ``g=None``)."""
+        first, count = (0, x_n.shape[0]) if g is None else (g * self.c_in_g, self.c_in_g)
+        _pool.run(im2col_rows, count, x_n, first, *self._geometry(row_first),
                   self.plan.dtype.type(self.plan.fill), cols, work=COPY_WORK * cols.size)
 
     def scatter(self, cols, g, row_first, grad_x_n):
@@ -97,36 +107,22 @@ def correlate(x, weight, bias, out, plan):
 
 def _correlate_groups(x, weight, bias, out, plan):
     """A grouped layer's forward: each block of output rows gathers every channel's patches
-    at once, ``(groups, depth, positions)``, and one batched ``matmul`` multiplies every
-    group's weights with its patches. A block per image and group, each with its own gather
-    and product, cost grouped layers more in calls than in arithmetic (Zen 4, float32, batch
-    8, 3x3, ms, before -> after: 64 channels on 56^2 in 8 groups 28.2 -> 7.9; 256 on 56^2,
-    32 groups, stride 2: 28.9 -> 22.4; 128 on 56^2, 32 groups 11.6 -> 11.4; 256 on 14^2 in 16
-    groups 4.4 -> 5.1)."""
-    n_batch, c_out, out_h, out_w = plan.out_shape
-    groups = plan.groups
-    c_in_g, kh, kw = plan.weight_shape[1:]
-    depth = c_in_g * kh * kw
-    c_out_g = c_out // groups
-    budget = min(config.CPU_IM2COL_BLOCK_ELEMENTS, out.size)
-    rows = max(1, min(out_h, budget // (groups * depth * out_w)))
-    buffer = np.empty(groups * depth * rows * out_w, dtype=plan.dtype)
+    at once and one batched ``matmul`` multiplies every group's weights with its patches. A
+    block per image and group, each with its own gather and product, cost grouped layers more
+    in calls than in arithmetic (Zen 4, float32, batch 8, 3x3, ms, before -> after: 64
+    channels on 56^2 in 8 groups 28.2 -> 7.9; 256 on 56^2, 32 groups, stride 2: 28.9 -> 22.4;
+    128 on 56^2, 32 groups 11.6 -> 11.4; 256 on 14^2 in 16 groups 4.4 -> 5.1)."""
+    blocks = _Blocks(plan, all_groups=True)
+    groups, c_out_g, depth = plan.groups, blocks.c_out_g, blocks.depth
     w_mat = weight.reshape(groups, c_out_g, depth)
-    out_mat = out.reshape(n_batch, groups, c_out_g, out_h * out_w)
-    geometry = (kh, kw)
-    tail = (out_w, plan.stride[0], plan.stride[1], plan.dilation[0], plan.dilation[1],
-            plan.pad_top, plan.pad_left, plan.pad_mode, plan.dtype.type(plan.fill))
-    for n in range(n_batch):
-        for row_first in range(0, out_h, rows):
-            span = slice(row_first * out_w, min(out_h, row_first + rows) * out_w)
-            positions = span.stop - span.start
-            cols = buffer[:groups * depth * positions].reshape(groups * depth, positions)
-            _pool.run(im2col_rows, plan.input_shape[1], x[n], 0, *geometry, row_first, *tail,
-                      cols, work=COPY_WORK * cols.size)
-            target = out_mat[n, :, :, span]
-            np.matmul(w_mat, cols.reshape(groups, depth, positions), out=target)
-            if bias is not None:
-                target += bias.reshape(groups, c_out_g, 1)
+    out_mat = _flat(out).reshape(plan.out_shape[0], groups, c_out_g, -1)
+    for n, _, row_first, span in blocks.blocks:
+        cols = blocks.cols(span)
+        blocks.gather(x[n], None, row_first, cols)
+        target = out_mat[n, :, :, span]
+        np.matmul(w_mat, cols.reshape(groups, depth, -1), out=target)
+        if bias is not None:
+            target += bias.reshape(groups, c_out_g, 1)
     return out
 
 
