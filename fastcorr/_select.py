@@ -38,10 +38,11 @@ class Implementation:
         Its name in the backend's table (what :func:`trace` records and :func:`force` takes).
     run : callable
         ``run(*operands, result, plan)``, with the operation's operands (see the backend).
-    method : {"direct", "fft"}
+    method : {"direct", "fft", "winograd"}
         "direct" sums the taps in their order (deterministic, exact up to rounding in that
         order); "fft" goes through the Fourier domain (bounded error, see
-        :func:`fastcorr.correlate2d`).
+        :func:`fastcorr.correlate2d`); "winograd" through Winograd's minimal filtering
+        (bounded error, see :mod:`fastcorr.cpu.winograd`; only ``method="auto"`` takes it).
     why_not : callable
         ``why_not(plan)``: None when the implementation can compute ``plan``, else the
         reason (a sentence) it cannot.
@@ -129,7 +130,8 @@ def trace():
         Its ``with ... as records`` target is a list that fills with :class:`Ran` records
         ``(backend, operation, implementation, method)``, one per computation, in order:
         ``operation`` is "forward", "grad_input", "grad_weight" or "grad_bias", and
-        ``method`` is "direct" or "fft". The list stays readable after the block.
+        ``method`` is "direct", "fft" or "winograd". The list stays readable after the
+        block.
 
     See Also
     --------

@@ -20,19 +20,23 @@ from helpers import implementation_params
 DTYPES = (np.float64, np.float32)
 
 
-def random_layer(rng, depthwise, *, max_k=9, pointwise=False):
+def random_layer(rng, depthwise, *, max_k=9, pointwise=False, winograd=False):
     """Random conv2d operands and arguments (possibly invalid: callers skip ValueErrors);
-    ``pointwise``: 1x1 kernels without padding."""
+    ``pointwise``: 1x1 kernels without padding; ``winograd``: 3x3 kernels at unit strides
+    and dilations, padding up to 2."""
     groups = int(rng.integers(1, 4))
     c_in_g = 1 if depthwise else int(rng.integers(1, 4))
     c_out_g = 1 if rng.random() < 0.5 else int(rng.integers(1, 4))
     kh, kw = (1, 1) if pointwise else (int(k) for k in rng.integers(1, max_k + 1, 2))
     dilation = tuple(int(d) for d in rng.integers(1, 3, 2))
     stride = (1, 1) if rng.random() < 0.5 else tuple(int(s) for s in rng.integers(1, 3, 2))
+    max_pad = 4
+    if winograd:
+        kh, kw, dilation, stride, max_pad = 3, 3, (1, 1), (1, 1), 3
     h, w = (int(s) for s in rng.integers(3, 24, 2))
     kwargs = dict(stride=stride, dilation=dilation, groups=groups,
-                  padding=(0, 0) if pointwise else (int(rng.integers(0, 4)),
-                                                    int(rng.integers(0, 4))),
+                  padding=(0, 0) if pointwise else (int(rng.integers(0, max_pad)),
+                                                    int(rng.integers(0, max_pad))),
                   padding_mode=str(rng.choice(["zeros", "reflect", "replicate", "circular"])))
     n = int(rng.integers(1, 3))
     x = rng.standard_normal((n, groups * c_in_g, h, w))
@@ -56,12 +60,42 @@ def _compute(operation, x, weight, bias, g, kwargs):
     return grads[0] if mask[0] else grads[1]
 
 
-def _bound(operation, name, x, weight, g, expected_abs, dtype):
+def winograd_bound(operation, x, weight, g, groups, dtype):
+    """An a-priori bound on the rounding error of Winograd's F(2x2, 3x3) (without the bias).
+
+    A transformed input tile entry sums at most 4 samples (so it is at most 4 max|x|), a
+    transformed kernel entry is at most sum|g|, and an output sums 9 of the 16 products: each
+    output is at most ``36 max|x| sum|w_k|``, with ``n + 8`` roundings on its way (``n``
+    products summed per component). The input gradient is the forward of the output gradient
+    with the transposed kernel. For the weight gradient, a transformed output-gradient tile
+    entry is at most 4 max|g|, the sums run over the ``T`` tiles, and ``G^T . G`` at most
+    quadruples: ``64 * 16 max|g| max|x|`` per tile, ``T + 16`` roundings.
+    """
+    eps = np.finfo(dtype).eps
+    c_out, c_in_g = weight.shape[:2]
+    if operation == "grad_weight":
+        tiles = g.shape[0] * -(-g.shape[2] // 2) * -(-g.shape[3] // 2)
+        return 1024 * (tiles + 16) * eps * np.abs(g).max() * np.abs(x).max()
+    if operation == "forward":
+        scale = np.abs(x).max() * np.abs(weight).sum(axis=(1, 2, 3))  # per output channel
+        n = 16 * c_in_g
+        return 36 * (n + 8) * eps * scale[None, :, None, None]
+    # input gradient: per input channel, the sum over its group's output channels
+    per_group = np.abs(weight).reshape(groups, c_out // groups, c_in_g, 9).sum(axis=(1, 3))
+    n = 16 * (c_out // groups)
+    return 36 * (n + 8) * eps * np.abs(g).max() * per_group.reshape(-1)[None, :, None, None]
+
+
+def _bound(operation, name, x, weight, g, expected_abs, dtype, groups):
     """Direct: ``(terms + 2) eps`` times the sum of the terms' magnitudes; FFT: a global
-    ``eps * log2 size`` bound on the scale of the inputs (see fastcorr.cpu.fft)."""
+    ``eps * log2 size`` bound on the scale of the inputs (see fastcorr.cpu.fft); Winograd:
+    :func:`winograd_bound`."""
     eps = np.finfo(dtype).eps
     terms = {"forward": weight[0].size, "grad_input": weight[:, 0].size * weight.shape[0],
              "grad_weight": g.shape[0] * g.shape[2] * g.shape[3]}[operation] + 2
+    if name == "winograd":
+        return (winograd_bound(operation, x, weight, g, groups, dtype)
+                + terms * eps * expected_abs)
     if name == "fft":
         scale = {"forward": np.abs(x).max() * np.abs(weight).sum(axis=(1, 2, 3)).max(),
                  "grad_input": np.abs(g).max() * np.abs(weight).sum(),
@@ -78,7 +112,8 @@ def test_every_implementation_matches_the_reference(operation, name, dtype):
     for trial in range(120):
         # (most plans the pointwise implementation sees are its own: 1x1, no padding)
         x, weight, bias, kwargs = random_layer(rng, depthwise=trial % 2 == 0,
-                                               pointwise=name == "pointwise" and trial % 4 > 0)
+                                               pointwise=name == "pointwise" and trial % 4 > 0,
+                                               winograd=name == "winograd" and trial % 4 > 0)
         try:
             plan = _plan(x, weight, bias, kwargs)
         except ValueError:
@@ -101,7 +136,7 @@ def test_every_implementation_matches_the_reference(operation, name, dtype):
                                     None if b_ is None else np.abs(b_), np.abs(g_),
                                     dict(kwargs, backend="reference"))
         assert got.dtype == np.dtype(dtype) and got.shape == expected.shape
-        bound = _bound(operation, name, x_, w_, g_, expected_abs, dtype)
+        bound = _bound(operation, name, x_, w_, g_, expected_abs, dtype, kwargs["groups"])
         assert np.all(np.abs(got - expected) <= bound), (operation, name, kwargs)
         checked += 1
     assert checked >= 10
@@ -120,11 +155,12 @@ def test_forcing_an_unknown_name_or_operation_is_an_error():
 
 
 def test_the_tables_name_their_implementations():
-    assert TABLES["forward"].names() == ("rows", "taps", "gemm", "pointwise", "fft")
+    assert TABLES["forward"].names() == ("rows", "taps", "gemm", "pointwise", "winograd",
+                                         "fft")
     assert set(TABLES) == {"forward", "grad_input", "grad_weight", "grad_bias"}
     for table in TABLES.values():
         for impl in table.implementations.values():
-            assert impl.method in ("direct", "fft")
+            assert impl.method in ("direct", "fft", "winograd")
 
 
 @pytest.mark.parametrize("layer, expected", [
@@ -213,3 +249,71 @@ def test_pointwise_matches_torch(kwargs, dtype):
                                           torch_grads(x, w, g, **kwargs),
                                           grad_bounds(x, w, g, dtype, **kwargs)):
         assert_within(got, expected, bound, f"grad_{name}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("operation", ["forward", "grad_input", "grad_weight"])
+def test_winograd_error_is_a_few_times_the_direct_error(operation, dtype):
+    """On a layer of realistic depth (32 channels), Winograd's error against the float64
+    reference stays within 4x the im2col path's (the docs state "a few times"), and the
+    direct path is the one to compare with: every tile, row and column of the output is
+    within the a-priori bound too."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 32, 17, 22))
+    w = rng.standard_normal((32, 32, 3, 3))
+    g = rng.standard_normal((2, 32, 17, 22))
+    kwargs = dict(padding=1, stride=1, dilation=1, groups=1, padding_mode="zeros")
+    expected = _compute(operation, x, w, None, g, dict(kwargs, backend="reference"))
+    errors = {}
+    for name in ("gemm", "winograd"):
+        with _select.force("cpu", **{operation: name}), fastcorr.trace() as ran:
+            got = _compute(operation, x.astype(dtype), w.astype(dtype), None, g.astype(dtype),
+                           kwargs)
+        assert [r.implementation for r in ran if r.operation == operation] == [name]
+        errors[name] = np.abs(got - expected).max()
+        if name == "winograd":
+            bound = winograd_bound(operation, x.astype(dtype), w, g, 1, dtype)
+            assert np.all(np.abs(got - expected) <= bound)
+    assert 0 < errors["winograd"] <= 4 * errors["gemm"], errors
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_auto_takes_winograd_for_stride_one_3x3_layers(dtype):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 16, 16, 16)).astype(dtype)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(dtype)
+    g = rng.standard_normal((2, 16, 16, 16)).astype(dtype)
+
+    def ran_for(x, w, g, **kwargs):
+        with fastcorr.trace() as ran:
+            fastcorr.conv2d(x, w, padding=1, **kwargs)
+            fastcorr.conv2d_backward(g if kwargs.get("groups", 1) == 1 else g[:, :w.shape[0]],
+                                     x, w, padding=1, output_mask=(True, True, False), **kwargs)
+        return [r.implementation for r in ran]
+
+    assert ran_for(x, w, g) == ["winograd"] * 3
+    assert {r.method for r in _trace(x, w)} == {"winograd"}
+    assert ran_for(x, w, g, method="direct") == ["gemm"] * 3
+    # groups of 4 channels: im2col is as fast; a 7x7 output's weight gradient: too few tiles
+    w4 = rng.standard_normal((16, 4, 3, 3)).astype(dtype)
+    assert ran_for(x, w4, g, groups=4) == ["gemm"] * 3
+    assert ran_for(x[:, :, :7, :7], w, g[:, :, :7, :7]) == ["winograd", "winograd", "gemm"]
+    # a stride, a 5x5 kernel or a dilation: not Winograd's F(2x2, 3x3)
+    with fastcorr.trace() as ran:
+        fastcorr.conv2d(x, w, padding=1, stride=2)
+        fastcorr.conv2d(x, w, padding=2, dilation=2)
+        fastcorr.conv2d(x, rng.standard_normal((16, 16, 5, 5)).astype(dtype), padding=2)
+    assert [r.implementation for r in ran] == ["gemm"] * 3
+    # non-finite inputs take the direct sums (the transforms would turn infinities into NaN);
+    # the input gradient does not read the input
+    bad = x.copy()
+    bad[0, 3, 5, 5] = np.inf
+    assert ran_for(bad, w, g) == ["gemm", "winograd", "gemm"]
+    y = fastcorr.conv2d(bad, w, padding=1)
+    assert np.isinf(y[0, :, 4:7, 4:7]).all() and np.isfinite(y[1]).all()
+
+
+def _trace(x, w):
+    with fastcorr.trace() as ran:
+        fastcorr.conv2d(x, w, padding=1)
+    return ran

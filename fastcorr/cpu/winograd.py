@@ -1,0 +1,418 @@
+"""The "winograd" implementation: stride-1 3x3 dense and grouped layers by F(2x2, 3x3).
+
+Winograd's minimal filtering (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+Networks", 2016) computes each 2x2 tile of outputs from its 4x4 tile of inputs with 16
+multiplications per input and output channel instead of 36:
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A
+
+where ``g`` is a 3x3 kernel, ``d`` the input tile, ``*`` the element-wise product, and
+
+    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]].
+
+Summed over input channels, the element-wise products become 16 matrix products per block
+of tiles, ``M[e] = U[e] @ V[e]`` with ``U[e]`` (C_out, C_in) the transformed weights and
+``V[e]`` (C_in, tiles) the transformed inputs: 2.25x fewer multiply-adds than the direct sums,
+done by NumPy's BLAS (one batched ``matmul`` over the 16 components and the groups).
+fastcorr's threads run the transforms (:func:`input_tiles`, :func:`output_tiles`, and the
+adjoint :func:`gradient_tiles`).
+
+- forward: transform input tiles, multiply, transform back (plus bias);
+- input gradient: the forward of the output gradient with the rotated, transposed kernel
+  (zero padding ``2 - pad``); other boundary rules compute the gradient of the padded input
+  and fold it back (:func:`fastcorr.cpu.rows.fold_planes`);
+- weight gradient: ``dU[e] = sum over blocks of (A dY A^T)[e] @ V[e]^T``, then
+  ``dW = G^T dU G``.
+
+Rounding: the transforms add and subtract up to 16 input samples (and the inverse 9 products),
+so the error is a few times that of the direct sums: measured against the float64 reference on
+random layers (see the tests), about 2-4x the direct error in float32, well inside the
+tolerances the tests use against PyTorch. Results do not depend on fastcorr's thread count
+(blocks have a shape set by the layer, products are summed in block order). Non-finite inputs
+would turn into NaNs in the transforms where the direct sums give infinities, so "auto" takes
+this path only for finite operands.
+"""
+
+import numpy as np
+
+from .. import _validate as v
+from .. import config
+from . import _pool
+from ._indexing import pad_into
+from ._jit import kernel
+
+#: Work units a transformed sample counts for when the pool sizes a transform's threads.
+TRANSFORM_WORK = 8
+
+def why_not(plan):
+    """None for a 3x3 kernel at unit strides and dilations, else why not."""
+    if plan.weight_shape[2:] != (3, 3):
+        return f"it needs a 3x3 kernel (got {plan.weight_shape[2]}x{plan.weight_shape[3]})"
+    if plan.stride != (1, 1) or plan.dilation != (1, 1):
+        return "it needs unit strides and dilations"
+    return None
+
+
+def input_why_not(plan):
+    """None when the input gradient computes ``plan`` (a padding of at most 2 per side)."""
+    reason = why_not(plan)
+    if reason is None and max(plan.pad_top, plan.pad_bottom, plan.pad_left,
+                              plan.pad_right) > 2:
+        return "its input gradient needs a padding of at most 2"
+    return reason
+
+
+@kernel
+def input_tiles(x, row_first, tiles_h, tiles_w, pad_top, pad_left, pad_mode, fill, tiles,
+                strip, task_lo, task_hi):
+    """Transform the input tiles of tile rows ``row_first ...`` (tile row ``r`` is row
+    ``r % tiles_h`` of image ``r // tiles_h``): ``tiles[e, c, i * tiles_w + b] = (B^T d B)[e]``
+    for the 4x4 tile ``d`` of channel ``c`` at tile row ``row_first + i``, column ``b``.
+
+    Tasks are ``(channel, tile row of the block)``; ``strip`` (4 rows of ``2 * tiles_w + 2``)
+    is the task's copy of the tile row's input, padding included.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W), C-contiguous
+    tiles : ndarray, shape (16, C, block_rows * tiles_w), C-contiguous; overwritten
+    """
+    block_rows = tiles.shape[2] // tiles_w
+    cols = 2 * tiles_w + 2
+    for task in range(task_lo, task_hi):
+        c = task // block_rows
+        i = task % block_rows
+        r = row_first + i
+        n = r // tiles_h
+        a = r % tiles_h
+        pad_into(x[n, c], strip, 4, cols, 2 * a - pad_top, -pad_left, pad_mode, fill)
+        # rows of B^T d, for every column of the strip (contiguous vector loops)
+        for j in range(np.uintp(cols)):
+            s0 = strip[j]
+            s1 = strip[np.uintp(cols) + j]
+            s2 = strip[np.uintp(2 * cols) + j]
+            s3 = strip[np.uintp(3 * cols) + j]
+            strip[j] = s0 - s2
+            strip[np.uintp(cols) + j] = s1 + s2
+            strip[np.uintp(2 * cols) + j] = s2 - s1
+            strip[np.uintp(3 * cols) + j] = s1 - s3
+        base = np.uintp(i * tiles_w)
+        for e in range(4):
+            row = strip[e * cols:(e + 1) * cols]
+            d0 = tiles[4 * e, c, base:]
+            d1 = tiles[4 * e + 1, c, base:]
+            d2 = tiles[4 * e + 2, c, base:]
+            d3 = tiles[4 * e + 3, c, base:]
+            for b in range(np.uintp(tiles_w)):
+                j = np.uintp(2) * b
+                t0 = row[j]
+                t1 = row[j + np.uintp(1)]
+                t2 = row[j + np.uintp(2)]
+                t3 = row[j + np.uintp(3)]
+                d0[b] = t0 - t2
+                d1[b] = t1 + t2
+                d2[b] = t2 - t1
+                d3[b] = t1 - t3
+
+
+@kernel
+def output_tiles(products, bias, row_first, tiles_h, tiles_w, out, pair, task_lo, task_hi):
+    """Transform the products back, ``Y = A^T M A`` (plus the bias), into the output rows of
+    tile rows ``row_first ...``; the last tile row and column are cut to the output.
+
+    Tasks are ``(output channel, tile row of the block)``; ``pair`` (2 rows of
+    ``2 * tiles_w``) is the task's buffer.
+
+    Parameters
+    ----------
+    products : ndarray, shape (16, C_out, block_rows * tiles_w), C-contiguous
+    bias : ndarray, shape (C_out,)
+    out : ndarray, shape (N, C_out, H_out, W_out), C-contiguous; written
+    """
+    out_h, out_w = out.shape[2], out.shape[3]
+    block_rows = products.shape[2] // tiles_w
+    width = np.uintp(2 * tiles_w)
+    for task in range(task_lo, task_hi):
+        k = task // block_rows
+        i = task % block_rows
+        r = row_first + i
+        n = r // tiles_h
+        a = r % tiles_h
+        base = np.uintp(i * tiles_w)
+        beta = bias[k]
+        m0, m1, m2, m3 = (products[0, k, base:], products[1, k, base:], products[2, k, base:],
+                          products[3, k, base:])
+        m4, m5, m6, m7 = (products[4, k, base:], products[5, k, base:], products[6, k, base:],
+                          products[7, k, base:])
+        m8, m9, m10, m11 = (products[8, k, base:], products[9, k, base:],
+                            products[10, k, base:], products[11, k, base:])
+        m12, m13, m14, m15 = (products[12, k, base:], products[13, k, base:],
+                              products[14, k, base:], products[15, k, base:])
+        for b in range(np.uintp(tiles_w)):
+            # A^T M: two rows of four
+            u0 = m0[b] + m4[b] + m8[b]
+            u1 = m1[b] + m5[b] + m9[b]
+            u2 = m2[b] + m6[b] + m10[b]
+            u3 = m3[b] + m7[b] + m11[b]
+            w0 = m4[b] - m8[b] - m12[b]
+            w1 = m5[b] - m9[b] - m13[b]
+            w2 = m6[b] - m10[b] - m14[b]
+            w3 = m7[b] - m11[b] - m15[b]
+            j = np.uintp(2) * b
+            pair[j] = beta + (u0 + u1 + u2)
+            pair[j + np.uintp(1)] = beta + (u1 - u2 - u3)
+            pair[width + j] = beta + (w0 + w1 + w2)
+            pair[width + j + np.uintp(1)] = beta + (w1 - w2 - w3)
+        target = out[n, k]
+        for j in range(np.uintp(out_w)):
+            target[2 * a, j] = pair[j]
+        if 2 * a + 1 < out_h:
+            for j in range(np.uintp(out_w)):
+                target[2 * a + 1, j] = pair[width + j]
+
+
+@kernel
+def gradient_tiles(grad_out, row_first, tiles_h, tiles_w, products, pair, task_lo, task_hi):
+    """The adjoint of :func:`output_tiles` (without the bias): ``products[e, k, tile] =
+    (A dY A^T)[e]`` for the 2x2 tile ``dY`` of the output gradient (zeros past its edges).
+
+    Tasks are ``(output channel, tile row of the block)``; ``pair`` (2 rows of
+    ``2 * tiles_w``) is the task's buffer.
+
+    Parameters
+    ----------
+    grad_out : ndarray, shape (N, C_out, H_out, W_out), C-contiguous
+    products : ndarray, shape (16, C_out, block_rows * tiles_w), C-contiguous; overwritten
+    """
+    out_h, out_w = grad_out.shape[2], grad_out.shape[3]
+    block_rows = products.shape[2] // tiles_w
+    width = np.uintp(2 * tiles_w)
+    for task in range(task_lo, task_hi):
+        k = task // block_rows
+        i = task % block_rows
+        r = row_first + i
+        n = r // tiles_h
+        a = r % tiles_h
+        g = grad_out[n, k]
+        for j in range(np.uintp(out_w), width):
+            pair[j] = 0
+            pair[width + j] = 0
+        for j in range(np.uintp(out_w)):
+            pair[j] = g[2 * a, j]
+        if 2 * a + 1 < out_h:
+            for j in range(np.uintp(out_w)):
+                pair[width + j] = g[2 * a + 1, j]
+        else:
+            for j in range(np.uintp(out_w)):
+                pair[width + j] = 0
+        base = np.uintp(i * tiles_w)
+        for b in range(np.uintp(tiles_w)):
+            y00 = pair[2 * b]
+            y01 = pair[2 * b + 1]
+            y10 = pair[width + 2 * b]
+            y11 = pair[width + 2 * b + 1]
+            # dY A^T: the rows (y0, y0 + y1, y0 - y1, -y1) of each output row
+            p0, p1, p2, p3 = y00, y00 + y01, y00 - y01, -y01
+            q0, q1, q2, q3 = y10, y10 + y11, y10 - y11, -y11
+            products[0, k, base + b] = p0
+            products[1, k, base + b] = p1
+            products[2, k, base + b] = p2
+            products[3, k, base + b] = p3
+            products[4, k, base + b] = p0 + q0
+            products[5, k, base + b] = p1 + q1
+            products[6, k, base + b] = p2 + q2
+            products[7, k, base + b] = p3 + q3
+            products[8, k, base + b] = p0 - q0
+            products[9, k, base + b] = p1 - q1
+            products[10, k, base + b] = p2 - q2
+            products[11, k, base + b] = p3 - q3
+            products[12, k, base + b] = -q0
+            products[13, k, base + b] = -q1
+            products[14, k, base + b] = -q2
+            products[15, k, base + b] = -q3
+
+
+class _Tiles:
+    """The tiling of one plan: 2x2 output tiles, blocks of whole tile rows (across images)."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        n, c_out, out_h, out_w = plan.out_shape
+        self.tiles_h, self.tiles_w = -(-out_h // 2), -(-out_w // 2)
+        channels = max(plan.input_shape[1], c_out)
+        rows = n * self.tiles_h
+        # a block's transformed inputs (16 x channels x tiles) within the budget; the shape
+        # alone decides, so results do not depend on the thread count
+        fit = config.CPU_WINOGRAD_BLOCK_ELEMENTS // (16 * channels * self.tiles_w)
+        self.block_rows = max(1, min(rows, fit))
+        self.blocks = [(first, min(rows, first + self.block_rows))
+                       for first in range(0, rows, self.block_rows)]
+        size = 16 * self.block_rows * self.tiles_w
+        self._inputs = np.empty(size * plan.input_shape[1], dtype=plan.dtype)
+        self._products = np.empty(size * c_out, dtype=plan.dtype)
+
+    def _view(self, buffer, channels, first, last):
+        count = (last - first) * self.tiles_w
+        return buffer[:16 * channels * count].reshape(16, channels, count)
+
+    def inputs(self, x, first, last):
+        """The transformed input tiles of tile rows ``first ... last - 1``: (16, C_in, tiles)."""
+        plan = self.plan
+        c_in = plan.input_shape[1]
+        tiles = self._view(self._inputs, c_in, first, last)
+        cols = 2 * self.tiles_w + 2
+
+        def scratch():
+            return np.empty(4 * cols, dtype=plan.dtype)
+
+        _pool.run(input_tiles, c_in * (last - first), x, first, self.tiles_h, self.tiles_w,
+                  plan.pad_top, plan.pad_left, plan.pad_mode, plan.dtype.type(plan.fill), tiles,
+                  work=TRANSFORM_WORK * tiles.size, scratch=scratch)
+        return tiles
+
+    def products(self, first, last):
+        """The products' buffer for tile rows ``first ... last - 1``: (16, C_out, tiles)."""
+        return self._view(self._products, self.plan.out_shape[1], first, last)
+
+    def pair(self):
+        return np.empty(4 * self.tiles_w, dtype=self.plan.dtype)
+
+
+def _grouped(a, groups):
+    """``(16, C, tiles)`` as ``(16, groups, C / groups, tiles)``."""
+    return a.reshape(16, groups, a.shape[1] // groups, a.shape[2])
+
+
+@kernel
+def weight_tiles(weight, u, task_lo, task_hi):
+    """``u[e, k, c] = (G g G^T)[e]`` for the 3x3 kernel ``g = weight[k, c]``, in float64,
+    rounded once. Tasks are output channels.
+
+    Parameters
+    ----------
+    weight : ndarray, shape (C_out, C_in/g, 3, 3), C-contiguous
+    u : ndarray, shape (16, C_out, C_in/g), C-contiguous; overwritten
+    """
+    t = np.empty((4, 3))
+    for k in range(task_lo, task_hi):
+        for c in range(weight.shape[1]):
+            g = weight[k, c]
+            for q in range(3):  # G g: the columns of each kernel row
+                g0, g1, g2 = np.float64(g[0, q]), np.float64(g[1, q]), np.float64(g[2, q])
+                t[0, q] = g0
+                t[1, q] = 0.5 * (g0 + g1 + g2)
+                t[2, q] = 0.5 * (g0 - g1 + g2)
+                t[3, q] = g2
+            for e in range(4):  # (G g) G^T
+                h0, h1, h2 = t[e, 0], t[e, 1], t[e, 2]
+                u[4 * e, k, c] = h0
+                u[4 * e + 1, k, c] = 0.5 * (h0 + h1 + h2)
+                u[4 * e + 2, k, c] = 0.5 * (h0 - h1 + h2)
+                u[4 * e + 3, k, c] = h2
+
+
+@kernel
+def weight_gradient(du, grad_w, task_lo, task_hi):
+    """``grad_w[k, c] = G^T dU[:, k, c] G`` (the adjoint of :func:`weight_tiles`), in float64,
+    rounded once. Tasks are output channels.
+
+    Parameters
+    ----------
+    du : ndarray, shape (16, C_out, C_in/g), C-contiguous
+    grad_w : ndarray, shape (C_out, C_in/g, 3, 3), C-contiguous; overwritten
+    """
+    t = np.empty((4, 3))
+    for k in range(task_lo, task_hi):
+        for c in range(grad_w.shape[1]):
+            for e in range(4):  # dU G: rows of three
+                d0, d1, d2, d3 = (np.float64(du[4 * e, k, c]), np.float64(du[4 * e + 1, k, c]),
+                                  np.float64(du[4 * e + 2, k, c]),
+                                  np.float64(du[4 * e + 3, k, c]))
+                t[e, 0] = d0 + 0.5 * (d1 + d2)
+                t[e, 1] = 0.5 * (d1 - d2)
+                t[e, 2] = 0.5 * (d1 + d2) + d3
+            for q in range(3):  # G^T (dU G)
+                grad_w[k, c, 0, q] = t[0, q] + 0.5 * (t[1, q] + t[2, q])
+                grad_w[k, c, 1, q] = 0.5 * (t[1, q] - t[2, q])
+                grad_w[k, c, 2, q] = 0.5 * (t[1, q] + t[2, q]) + t[3, q]
+
+
+def transformed_weights(weight, plan):
+    """``U[e] = (G g G^T)[e]`` for every kernel: (16, groups, C_out/g, C_in/g)."""
+    c_out, c_in_g = plan.weight_shape[:2]
+    u = np.empty((16, c_out, c_in_g), dtype=plan.dtype)
+    _pool.run(weight_tiles, c_out, weight, u, work=16 * u.size)
+    return u.reshape(16, plan.groups, c_out // plan.groups, c_in_g)
+
+
+def correlate(x, weight, bias, out, plan):
+    """Compute ``plan`` into ``out``."""
+    tiling = _Tiles(plan)
+    u = transformed_weights(weight, plan)
+    if bias is None:
+        bias = np.zeros(plan.out_shape[1], dtype=plan.dtype)
+    for first, last in tiling.blocks:
+        tiles = tiling.inputs(x, first, last)
+        products = tiling.products(first, last)
+        np.matmul(u, _grouped(tiles, plan.groups), out=_grouped(products, plan.groups))
+        _pool.run(output_tiles, plan.out_shape[1] * (last - first), products, bias, first,
+                  tiling.tiles_h, tiling.tiles_w, out, work=TRANSFORM_WORK * products.size,
+                  scratch=tiling.pair)
+    return out
+
+
+def _transposed(plan, out_hw, pad_top, pad_left):
+    """The forward plan of the input gradient: the output gradient correlated with the
+    rotated, transposed kernel into an ``out_hw`` extent (zero padding)."""
+    from dataclasses import replace
+
+    n, c_out, out_h, out_w = plan.out_shape
+    c_in = plan.input_shape[1]
+    return replace(plan, input_shape=(n, c_out, out_h, out_w), out_shape=(n, c_in) + out_hw,
+                   weight_shape=(c_in, c_out // plan.groups, 3, 3), pad_top=pad_top,
+                   pad_left=pad_left, pad_bottom=out_hw[0] + 2 - out_h - pad_top,
+                   pad_right=out_hw[1] + 2 - out_w - pad_left, pad_mode=v.ZEROS, fill=0.0)
+
+
+def grad_input(grad_out, weight, grad_x, plan):
+    """Write the gradient with respect to the input into ``grad_x`` (overwritten)."""
+    from .rows import fold_planes
+
+    groups = plan.groups
+    c_out, c_in_g = plan.weight_shape[:2]
+    # (C_out, C_in/g, 3, 3) -> per group (C_in/g, C_out/g), rotated: (C_in, C_out/g, 3, 3)
+    w = weight.reshape(groups, c_out // groups, c_in_g, 3, 3)[:, :, :, ::-1, ::-1]
+    rotated = np.ascontiguousarray(w.transpose(0, 2, 1, 3, 4)).reshape(
+        groups * c_in_g, c_out // groups, 3, 3)
+    n, c, h, w_ = plan.input_shape
+    if plan.pad_mode == v.ZEROS:
+        inner = _transposed(plan, (h, w_), 2 - plan.pad_top, 2 - plan.pad_left)
+        return correlate(grad_out, rotated, None, grad_x, inner)
+    padded_hw = (h + plan.pad_top + plan.pad_bottom, w_ + plan.pad_left + plan.pad_right)
+    padded = np.empty((n, c) + padded_hw, dtype=plan.dtype)
+    correlate(grad_out, rotated, None, padded, _transposed(plan, padded_hw, 2, 2))
+    _pool.run(fold_planes, n * c, padded.reshape(n * c, *padded_hw), grad_x.reshape(n * c, h, w_),
+              -plan.pad_top, -plan.pad_left, plan.pad_mode, work=padded.size)
+    return grad_x
+
+
+def grad_weight(grad_out, x, grad_w, plan):
+    """Write the gradient with respect to the weights into ``grad_w`` (overwritten)."""
+    tiling = _Tiles(plan)
+    groups = plan.groups
+    c_out, c_in_g = plan.weight_shape[:2]
+    total = np.zeros((16, groups, c_out // groups, c_in_g), dtype=plan.dtype)
+    product = np.empty_like(total)
+    for first, last in tiling.blocks:  # products added in block order
+        tiles = tiling.inputs(x, first, last)
+        grads = tiling.products(first, last)
+        _pool.run(gradient_tiles, c_out * (last - first), grad_out, first, tiling.tiles_h,
+                  tiling.tiles_w, grads, work=TRANSFORM_WORK * grads.size, scratch=tiling.pair)
+        np.matmul(_grouped(grads, groups), _grouped(tiles, groups).transpose(0, 1, 3, 2),
+                  out=product)
+        total += product
+    _pool.run(weight_gradient, c_out, total.reshape(16, c_out, c_in_g), grad_w,
+              work=16 * total.size)
+    return grad_w
