@@ -52,8 +52,10 @@ def im2col_rows(x, c_first, kh, kw, row_first, out_w, stride_h, stride_w, dil_h,
                         for t in range(np.uintp(hi - lo)):
                             dst[first + t] = src[start + t]
                     else:
-                        for j in range(lo, hi):
-                            dst[base + j] = src[j * stride_w + offset]
+                        first, start = np.uintp(base + lo), np.uintp(lo * stride_w + offset)
+                        step = np.uintp(stride_w)
+                        for t in range(np.uintp(hi - lo)):
+                            dst[first + t] = src[start + t * step]
                     for j in range(lo):
                         k = source_index(j * stride_w + offset, w, pad_mode)
                         dst[base + j] = src[k] if k >= 0 else fill
@@ -96,8 +98,10 @@ def col2im_rows(cols, c_first, kh, kw, row_first, out_w, stride_h, stride_w, dil
                         for t in range(np.uintp(hi - lo)):
                             dst[start + t] += src[first + t]
                     else:
-                        for j in range(lo, hi):
-                            dst[j * stride_w + offset] += src[base + j]
+                        first, start = np.uintp(base + lo), np.uintp(lo * stride_w + offset)
+                        step = np.uintp(stride_w)
+                        for t in range(np.uintp(hi - lo)):
+                            dst[start + t * step] += src[first + t]
                     for j in range(lo):
                         k = source_index(j * stride_w + offset, w, pad_mode)
                         if k >= 0:
