@@ -141,16 +141,27 @@ def grad_input(grad_out, weight, grad_x, plan):
 
 
 def grad_weight(grad_out, x, grad_w, plan):
-    """Write the gradient with respect to the weights into ``grad_w`` (overwritten)."""
-    blocks = _Blocks(plan)
-    c_out_g = blocks.c_out_g
-    gw_mat = grad_w.reshape(plan.groups, c_out_g, blocks.depth)
-    g_mat = _flat(grad_out)
-    product = np.empty((c_out_g, blocks.depth), dtype=plan.dtype)
+    """Write the gradient with respect to the weights into ``grad_w`` (overwritten).
+
+    Grouped layers gather every group's patches per block and make one batched product, as
+    the forward does (Zen 4, float32, batch 8, 3x3, ms, before -> after: 128 channels on
+    56^2 in 32 groups 12.5-13.2 -> 11.1-11.8, 64 in 8 groups 13.2-15.3 -> 11.5-11.9, 256 on
+    14^2 in 16 groups 6.0-6.2 -> 5.4). The input gradient keeps a block per group: batched,
+    it was no faster (32 groups: 12.7 -> 16.1-16.8 ms)."""
+    blocks = _Blocks(plan, all_groups=plan.groups > 1)
+    groups, c_out_g, depth = plan.groups, blocks.c_out_g, blocks.depth
+    gw_mat = grad_w.reshape(groups, c_out_g, depth)
+    g_mat = _flat(grad_out).reshape(plan.out_shape[0], groups, c_out_g, -1)
+    product = np.empty((groups, c_out_g, depth), dtype=plan.dtype)
     grad_w[...] = 0
     for n, g, row_first, span in blocks.blocks:  # products added in block order
         cols = blocks.cols(span)
         blocks.gather(x[n], g, row_first, cols)
-        np.matmul(g_mat[n, g * c_out_g:(g + 1) * c_out_g, span], cols.T, out=product)
-        gw_mat[g] += product
+        if g is None:  # every group at once: one batched product
+            np.matmul(g_mat[n, :, :, span], cols.reshape(groups, depth, -1).transpose(0, 2, 1),
+                      out=product)
+            gw_mat += product
+            continue
+        np.matmul(g_mat[n, g, :, span], cols.T, out=product[g])
+        gw_mat[g] += product[g]
     return grad_w
