@@ -66,3 +66,7 @@ CUDA_GRAD_WEIGHT_TAPS = 16
 
 #: Bytes of input per chunk (and per stream) of the streaming functions of fastcorr.batch.
 CUDA_STREAM_CHUNK_BYTES = 256 << 20
+
+#: Layers with one input channel per group whose output planes have at most this many pixels
+#: run "flat" (one vector loop per tap over each padded plane) instead of "taps".
+CPU_FLAT_MAX_PLANE = 28 * 28

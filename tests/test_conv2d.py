@@ -27,7 +27,7 @@ DTYPES = (np.float32, np.float64)
 
 # Each direct CPU forward implementation forced in turn (plans it cannot compute take the
 # usual choice; tests/test_implementations.py proves each runs on the plans it supports).
-CPU_PATHS = ("cpu",) + tuple(f"cpu:{name}" for name in ("rows", "taps", "gemm"))
+CPU_PATHS = ("cpu",) + tuple(f"cpu:{name}" for name in ("rows", "taps", "flat", "gemm"))
 BACKENDS = ("reference",) + CPU_PATHS
 
 

@@ -43,6 +43,7 @@ PATHS = {
                dict(grad_input="taps", grad_weight="planes")),
     "direct-rows": (dict(CPU_GRAD_WEIGHT_CHUNK_ROWS=3),
                     dict(grad_input="scatter", grad_weight="rows")),
+    "flat": ({}, dict(grad_input="flat")),
     "auto": ({}, {}),  # the backend's own choice
 }
 
@@ -189,7 +190,8 @@ def valid_layers(seed, count, *, tiny=False, **options):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("path", ["gemm", "gemm-blocks", "direct", "direct-rows", "auto", "reference"])
+@pytest.mark.parametrize("path", ["gemm", "gemm-blocks", "direct", "direct-rows", "flat", "auto",
+                                  "reference"])
 def test_conv2d_backward_matches_torch(monkeypatch, path, dtype):
     backend = use_path(monkeypatch, path)
     tiny = path == "reference"
@@ -230,7 +232,7 @@ HAND_PICKED = [
 ]
 
 
-@pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows"])
+@pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows", "flat"])
 @pytest.mark.parametrize("padding_mode", PADDING_MODES)
 @pytest.mark.parametrize("case", HAND_PICKED, ids=[c[0] for c in HAND_PICKED])
 def test_conv2d_backward_hand_picked(monkeypatch, path, padding_mode, case):

@@ -155,8 +155,8 @@ def test_forcing_an_unknown_name_or_operation_is_an_error():
 
 
 def test_the_tables_name_their_implementations():
-    assert TABLES["forward"].names() == ("rows", "taps", "gemm", "pointwise", "winograd",
-                                         "fft")
+    assert TABLES["forward"].names() == ("rows", "taps", "flat", "gemm", "pointwise",
+                                         "winograd", "fft")
     assert set(TABLES) == {"forward", "grad_input", "grad_weight", "grad_bias"}
     for table in TABLES.values():
         for impl in table.implementations.values():
@@ -165,12 +165,14 @@ def test_the_tables_name_their_implementations():
 
 @pytest.mark.parametrize("layer, expected", [
     (((1, 1, 40, 40), (1, 1, 3, 3), {}), "taps"),          # a single-channel image
-    (((2, 8, 20, 20), (8, 1, 5, 5), dict(groups=8)), "taps"),  # depthwise
+    (((2, 8, 20, 20), (8, 1, 5, 5), dict(groups=8)), "flat"),  # depthwise, small planes
+    (((2, 8, 40, 40), (8, 1, 5, 5), dict(groups=8)), "taps"),  # depthwise, larger planes
+    (((2, 8, 20, 20), (8, 1, 5, 5), dict(groups=8, stride=2)), "taps"),  # a row stride
     (((2, 8, 20, 20), (16, 8, 3, 3), {}), "gemm"),         # dense
     (((2, 2, 20, 20), (2, 2, 1, 1), {}), "rows"),          # too thin for BLAS
     (((2, 32, 9, 9), (64, 32, 1, 1), dict(stride=2)), "pointwise"),  # a 1x1 layer
     (((2, 32, 9, 9), (64, 32, 1, 1), dict(padding=1)), "gemm"),      # padded: im2col
-    (((1, 1, 40, 40), (1, 1, 3, 3), dict(stride=(1, 2))), "taps"),  # column stride too
+    (((1, 1, 60, 60), (1, 1, 3, 3), dict(stride=(1, 2))), "taps"),  # column stride too
     (((2, 4, 20, 20), (4, 2, 3, 3), dict(groups=2)), "rows"),   # two channels a group
 ])
 def test_direct_choice_by_layer_shape(layer, expected):
@@ -182,10 +184,11 @@ def test_direct_choice_by_layer_shape(layer, expected):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-def test_taps_and_rows_agree_bitwise_on_every_height_and_width(dtype):
-    """The width-class kernels sum in the rows kernel's order: identical, not close, at every
-    output height (blocks of 4 rows, chunks, the last block moved up), every width class
-    (narrow and wide), and every boundary rule and padding (interior, strips, padded copy)."""
+def test_taps_flat_and_rows_agree_bitwise_on_every_height_and_width(dtype):
+    """The width-class kernels and the flat kernel sum in the rows kernel's order: identical,
+    not close, at every output height (blocks of 4 rows, chunks, the last block moved up),
+    every width class (narrow and wide), and every boundary rule and padding (interior,
+    strips, padded copy)."""
     rng = np.random.default_rng(7)
     for h in range(1, 42, 3):
         kh, kw = int(rng.integers(1, min(h, 6) + 1)), int(rng.integers(1, 14))
@@ -200,15 +203,16 @@ def test_taps_and_rows_agree_bitwise_on_every_height_and_width(dtype):
         weight = rng.standard_normal((4, 1, kh, kw)).astype(dtype)
         bias = rng.standard_normal(4).astype(dtype)
         results = []
-        for name in ("rows", "taps"):
+        for name in ("rows", "taps", "flat"):
             try:
                 with _select.force("cpu", forward=name):
                     results.append(fastcorr.conv2d(x, weight, bias, **kwargs))
             except ValueError as exc:  # the dilated kernel is larger than the padded input
                 assert "larger than the padded input" in str(exc)
                 break
-        if len(results) == 2:
+        if len(results) == 3:
             assert np.array_equal(results[0], results[1]), (h, kh, kw, kwargs)
+            assert np.array_equal(results[0], results[2]), (h, kh, kw, kwargs)
 
 
 def test_the_generated_kernels_are_current():
@@ -317,3 +321,34 @@ def _trace(x, w):
     with fastcorr.trace() as ran:
         fastcorr.conv2d(x, w, padding=1)
     return ran
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kwargs", [dict(padding=1), dict(padding=(0, 2), groups=2),
+                                    dict(padding=1, padding_mode="reflect"),
+                                    dict(padding=(2, 1), padding_mode="circular", groups=3),
+                                    dict(padding=1, padding_mode="replicate")])
+def test_winograd_matches_torch(kwargs, dtype):
+    """Winograd's F(2x2, 3x3): forward and both gradients against torch (float64), odd and
+    even output sizes, every boundary rule, groups, a bias."""
+    from helpers import assert_within, torch_conv2d
+    from test_conv2d import error_bound
+    from test_gradients import torch_grads
+
+    rng = np.random.default_rng(3)
+    groups = kwargs.get("groups", 1)
+    x = rng.standard_normal((2, 12 * groups, 17, 13)).astype(dtype)  # outputs of 196+ pixels
+    w = rng.standard_normal((12 * groups, 12, 3, 3)).astype(dtype)
+    b = rng.standard_normal(12 * groups).astype(dtype)
+    with fastcorr.trace() as ran:
+        y = fastcorr.conv2d(x, w, b, **kwargs)
+        g = rng.standard_normal(y.shape).astype(dtype)
+        grads = fastcorr.conv2d_backward(g, x, w, output_mask=(True, True, False), **kwargs)
+    assert {r.implementation for r in ran} == {"winograd"}
+    full = dict(dict(stride=1, dilation=1, padding_mode="zeros"), **kwargs)
+    assert_within(y, torch_conv2d(x, w, b, **kwargs),
+                  winograd_bound("forward", x, w, g, groups, dtype)
+                  + error_bound(x, w, b, dtype, **kwargs), "forward")
+    expected = torch_grads(x, w, g, **full)
+    for operation, got, want in zip(("grad_input", "grad_weight"), grads, expected):
+        assert_within(got, want, winograd_bound(operation, x, w, g, groups, dtype), operation)

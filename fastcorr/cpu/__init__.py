@@ -3,12 +3,12 @@
 =============  ==========================================================================
 operation      implementations (in :data:`TABLES`)
 =============  ==========================================================================
-forward        ``rows`` (any plan), ``taps`` (one input channel per group, unit column
-               stride: single-channel images, depthwise layers), ``gemm`` (im2col + BLAS:
-               dense and grouped layers), ``pointwise`` (1x1, no padding), ``winograd``
-               (3x3, unit strides and dilations), ``fft`` (stride 1)
-grad_input     ``scatter`` (any plan), ``taps`` (depthwise, unit strides, finite weights),
-               ``gemm``, ``pointwise``, ``winograd``, ``fft``
+forward        ``rows`` (any plan), ``taps`` (one input channel per group: single-channel
+               images, depthwise layers), ``flat`` (the same, for small planes), ``gemm``
+               (im2col + BLAS: dense and grouped layers), ``pointwise`` (1x1, no padding),
+               ``winograd`` (3x3, unit strides and dilations), ``fft`` (stride 1)
+grad_input     ``scatter`` (any plan), ``taps`` and ``flat`` (depthwise, unit strides, finite
+               weights), ``gemm``, ``pointwise``, ``winograd``, ``fft``
 grad_weight    ``rows`` (any plan), ``planes`` (one input channel per group), ``gemm``,
                ``pointwise``, ``winograd``, ``fft``
 grad_bias      ``sums``
@@ -183,9 +183,15 @@ def _choose(direct_order):
     return choose
 
 
+def _small_planes(plan, shape):
+    """Small planes (at most CPU_FLAT_MAX_PLANE pixels) at unit row stride: "flat" pays."""
+    return plan.stride[0] == 1 and shape[2] * shape[3] <= config.CPU_FLAT_MAX_PLANE
+
+
 def _forward_order(plan, operands):
     if plan.weight_shape[1] == 1:
-        return ("taps", "rows")
+        return ("flat", "taps", "rows") if _small_planes(plan, plan.out_shape) else ("taps",
+                                                                                     "rows")
     return ("pointwise", "gemm") if uses_gemm(plan) else ("rows",)
 
 
@@ -195,6 +201,8 @@ def _grad_input_order(plan, operands):
     # "taps" multiplies each weight by the zeros framing the output gradient: 0 * inf
     if operands is not None and not operands.weight_finite():
         return ("scatter",)
+    if _small_planes(plan, plan.input_shape):
+        return ("flat", "taps", "scatter")
     return ("taps", "scatter")
 
 
@@ -213,6 +221,7 @@ class _Table(Table):
 FORWARD = _Table("forward", [
     Implementation("rows", _rows_forward),
     Implementation("taps", _lazy("taps", "correlate"), why_not=_lazy("taps", "why_not")),
+    Implementation("flat", _lazy("flat", "correlate"), why_not=_lazy("flat", "why_not")),
     Implementation("gemm", _lazy("gemm", "correlate")),
     Implementation("pointwise", _lazy("pointwise", "correlate"),
                    why_not=_lazy("pointwise", "why_not")),
@@ -226,6 +235,7 @@ GRAD_INPUT = _Table("grad_input", [
     Implementation("scatter", _scatter_grad_input),
     Implementation("taps", _lazy("depthwise", "grad_input"),
                    why_not=_lazy("depthwise", "input_why_not")),
+    Implementation("flat", _lazy("flat", "grad_input"), why_not=_lazy("flat", "input_why_not")),
     Implementation("gemm", _lazy("gemm", "grad_input")),
     Implementation("pointwise", _lazy("pointwise", "grad_input"),
                    why_not=_lazy("pointwise", "why_not")),

@@ -53,8 +53,9 @@ def _transposed_plan(plan, out_hw, pad_top, pad_left):
                    pad_mode=v.ZEROS, fill=0.0)
 
 
-def grad_input(grad_out, weight, grad_x, plan):
-    """Write the gradient with respect to the input into ``grad_x`` (overwritten)."""
+def grad_input(grad_out, weight, grad_x, plan, forward=taps.correlate):
+    """Write the gradient with respect to the input into ``grad_x`` (overwritten), with
+    ``forward`` (a depthwise forward implementation) computing the correlations."""
     kh, kw = plan.weight_shape[2:]
     dh, dw = plan.dilation
     rotated = np.ascontiguousarray(weight[:, :, ::-1, ::-1])
@@ -62,11 +63,11 @@ def grad_input(grad_out, weight, grad_x, plan):
     if plan.pad_mode == v.ZEROS:
         inner = _transposed_plan(plan, (h, w), (kh - 1) * dh - plan.pad_top,
                                  (kw - 1) * dw - plan.pad_left)
-        return taps.correlate(grad_out, rotated, None, grad_x, inner)
+        return forward(grad_out, rotated, None, grad_x, inner)
     padded_hw = (h + plan.pad_top + plan.pad_bottom, w + plan.pad_left + plan.pad_right)
     full = _transposed_plan(plan, padded_hw, (kh - 1) * dh, (kw - 1) * dw)
     padded = np.empty((n, c) + padded_hw, dtype=plan.dtype)
-    taps.correlate(grad_out, rotated, None, padded, full)
+    forward(grad_out, rotated, None, padded, full)
     _pool.run(fold_planes, n * c, padded.reshape(n * c, *padded_hw), grad_x.reshape(n * c, h, w),
               -plan.pad_top, -plan.pad_left, plan.pad_mode, work=padded.size)
     return grad_x

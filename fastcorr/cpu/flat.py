@@ -1,0 +1,128 @@
+"""The "flat" implementation: depthwise layers on small planes, one vector loop per tap.
+
+On a 7x7 or 14x14 plane the "taps" kernels spend more on each plane's set-up (bands, blocks
+of four rows, a taller buffer for short outputs) than on its few hundred multiply-adds. Here a
+task pads its plane once into a buffer of ``rows x pitch`` samples (the boundary rule, ``fill``
+for zeros) and computes the unit-stride correlation over the flattened buffer: output ``(i,
+j)`` sits at ``t = i * pitch + j``, and tap ``(p, q)`` adds ``w[p, q] * padded[t + p * dh *
+pitch + q * dw]`` for every ``t`` at once, one long vector loop (the columns between rows are
+computed and dropped). A stride keeps every ``sh``-th row and ``sw``-th column of that.
+
+Each output sums the bias, then the taps row by row, the order of
+:func:`fastcorr.cpu.rows.correlate_rows`, with the same products: the result is bitwise the
+row kernel's (and so the "taps" kernels'). The input gradient at unit strides is the forward
+of the output gradient with the rotated kernel (:func:`fastcorr.cpu.depthwise.grad_input`).
+
+One input channel per group (depthwise layers, any channel multiplier, single-channel
+images); "direct" takes it over "taps" at unit row stride for planes of at most
+``fastcorr.config.CPU_FLAT_MAX_PLANE`` pixels (Zen 4, float32, batch 8, forward, taps ->
+flat, ms, in one process: 3x3 at 960 channels on 7^2 1.6 -> 0.9-1.0, 3x3 at 576 on 14^2
+1.2-1.7 -> 0.8-1.1, 7x7 at 384 on 14^2 3.9-4.8 -> 2.5-3.1, 3x3 at 32 on 28^2 0.31-0.37 ->
+0.23-0.28, 5x5 at 240 on 28^2 about even; at stride 2 it computes every row and loses).
+"""
+
+import numpy as np
+
+from . import _pool, depthwise
+from ._indexing import pad_into
+from ._jit import kernel
+
+#: The vector loops run over a multiple of this many samples (the samples past the span are
+#: computed and dropped): LLVM vectorises them 16 float32 lanes wide, four vectors an
+#: iteration, and a remainder would run one sample at a time (on a 7x7 plane, all of it).
+LANES = 64
+
+#: A plane's padding and copying out count as this many multiply-adds when the pool decides
+#: how many threads a call deserves (they cost about as much as a 3x3 plane's taps).
+PLANE_WORK = 512
+
+def why_not(plan):
+    """None for one input channel per group, else why not."""
+    if plan.weight_shape[1] != 1:
+        return "it needs one input channel per group (single-channel images, depthwise layers)"
+    return None
+
+
+def input_why_not(plan):
+    """None when the "flat" input gradient computes ``plan``, else why not."""
+    reason = depthwise.input_why_not(plan)
+    return reason if reason is not None else why_not(plan)
+
+
+def _extent(plan):
+    """``(rows, pitch, span)``: the padded plane's rows and row pitch, and the flat length of
+    the unit-stride output."""
+    kh, kw = plan.weight_shape[2:]
+    (sh, sw), (dh, dw) = plan.stride, plan.dilation
+    out_h, out_w = plan.out_shape[2:]
+    rows = (out_h - 1) * sh + (kh - 1) * dh + 1
+    pitch = (out_w - 1) * sw + (kw - 1) * dw + 1
+    return rows, pitch, (out_h - 1) * sh * pitch + (out_w - 1) * sw + 1
+
+
+@kernel
+def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
+                   pad_mode, fill, c_out_g, rows, pitch, padded, acc, task_lo, task_hi):
+    """``out[n, co]`` for tasks ``(n, co)``: pad the plane, sum the taps over the flat span.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C_in, H, W), C-contiguous
+    weight : ndarray, shape (C_out, 1, kH, kW), C-contiguous
+    bias : ndarray, shape (C_out,)
+    out : ndarray, shape (N, C_out, H_out, W_out), C-contiguous; written
+    padded, acc : ndarray, shape (rows * pitch + LANES,): the task's buffers (``padded``'s
+        last LANES samples zero: the last block of a vector loop reads them)
+    """
+    c_out, _, kh, kw = weight.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    span = (out_h - 1) * stride_h * pitch + (out_w - 1) * stride_w + 1
+    blocks = (span + LANES - 1) // LANES  # whole blocks: no scalar remainder loops
+    for task in range(task_lo, task_hi):
+        n = task // c_out
+        co = task % c_out
+        pad_into(x[n, co // c_out_g], padded, rows, pitch, -pad_top, -pad_left, pad_mode, fill)
+        b = bias[co]
+        for t in range(np.uintp(blocks * LANES)):
+            acc[t] = b
+        for p in range(kh):
+            for q in range(kw):
+                tap = weight[co, 0, p, q]
+                shift = np.uintp(p * dil_h * pitch + q * dil_w)
+                for t in range(np.uintp(blocks * LANES)):
+                    acc[t] += tap * padded[shift + t]
+        dst = out[n, co]
+        for i in range(out_h):
+            row = dst[i]
+            base = np.uintp(i * stride_h * pitch)
+            if stride_w == 1:
+                for j in range(np.uintp(out_w)):
+                    row[j] = acc[base + j]
+            else:
+                step = np.uintp(stride_w)
+                for j in range(np.uintp(out_w)):
+                    row[j] = acc[base + j * step]
+
+
+def correlate(x, weight, bias, out, plan):
+    """Compute ``plan`` into ``out``."""
+    c_out = plan.weight_shape[0]
+    if bias is None:
+        bias = np.zeros(c_out, dtype=plan.dtype)
+    rows, pitch, _ = _extent(plan)
+
+    def scratch():
+        return (np.zeros(rows * pitch + LANES, dtype=plan.dtype),
+                np.empty(rows * pitch + LANES, dtype=plan.dtype))
+
+    kh, kw = plan.weight_shape[2:]
+    _pool.run(correlate_flat, plan.out_shape[0] * c_out, x, weight, bias, out, *plan.stride,
+              *plan.dilation, plan.pad_top, plan.pad_left, plan.pad_mode,
+              plan.dtype.type(plan.fill), c_out // plan.groups, rows, pitch,
+              work=out.size * kh * kw + PLANE_WORK * plan.out_shape[0] * c_out, scratch=scratch)
+    return out
+
+
+def grad_input(grad_out, weight, grad_x, plan):
+    """Write the gradient with respect to the input into ``grad_x`` (overwritten)."""
+    return depthwise.grad_input(grad_out, weight, grad_x, plan, forward=correlate)
