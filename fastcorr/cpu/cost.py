@@ -55,8 +55,8 @@ GRADIENT_AS = {"planes": ("taps", 3.0), "scatter": ("taps", 2.0)}
 
 
 def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
-    """Predicted seconds of a direct implementation ("taps", "rows", "gemm", "pointwise", or a
-    gradient's "planes" and "scatter")."""
+    """Predicted seconds of a direct implementation ("taps", "flat", "rows", "gemm",
+    "pointwise", or a gradient's "planes" and "scatter")."""
     if implementation in GRADIENT_AS:
         like, factor = GRADIENT_AS[implementation]
         base = direct_seconds(plan, like, threads, constants) - constants["call"]
@@ -64,7 +64,7 @@ def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
     macs, elements = _sizes(plan)
     n, _, out_h, out_w = plan.out_shape
     c_in_g, kh, kw = plan.weight_shape[1:]
-    if implementation == "taps":
+    if implementation in ("taps", "flat"):  # "flat" is "taps" on small planes, no slower
         rate = constants["taps_narrow"] if kw <= 8 else constants["taps_wide"]
         seconds = max(macs * rate, elements * constants["taps_element"])
     elif implementation == "gemm":
