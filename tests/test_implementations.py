@@ -352,3 +352,14 @@ def test_winograd_matches_torch(kwargs, dtype):
     expected = torch_grads(x, w, g, **full)
     for operation, got, want in zip(("grad_input", "grad_weight"), grads, expected):
         assert_within(got, want, winograd_bound(operation, x, w, g, groups, dtype), operation)
+
+
+@pytest.mark.parametrize("kernel", [3, 5, 7])
+def test_auto_takes_flat_for_depthwise_layers_on_small_planes(kernel):
+    """The cost model knows "flat" (it had compared the FFT with the general row kernel's
+    cost, and taken the FFT for 5x5 and 7x7 depthwise layers on 14^2-28^2 planes)."""
+    x = np.ones((2, 240, 28, 28), np.float32)
+    w = np.ones((240, 1, kernel, kernel), np.float32)
+    with fastcorr.trace() as ran:
+        fastcorr.conv2d(x, w, padding=kernel // 2, groups=240)
+    assert [r.implementation for r in ran] == ["flat"]
