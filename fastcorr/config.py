@@ -14,10 +14,8 @@ CPU_IM2COL_BLOCK_ELEMENTS = 1 << 21
 CPU_WINOGRAD_BLOCK_ELEMENTS = 1 << 20
 
 #: "auto" takes Winograd's F(2x2, 3x3) for stride-1 3x3 layers with at least this many input
-#: and output channels per group, and for weight gradients only on outputs of at least this
-#: many pixels (see fastcorr.cpu._auto_winograd for the measurements).
+#: and output channels per group (see fastcorr.cpu._auto_winograd for the measurements).
 CPU_WINOGRAD_MIN_CHANNELS = 8
-CPU_WINOGRAD_WEIGHT_MIN_PLANE = 14 * 14
 
 #: Dense and grouped layers use im2col + BLAS when a group's reduction (C_in/groups * kH * kW)
 #: is at least this deep and a group has at least this many output channels.

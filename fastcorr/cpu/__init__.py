@@ -146,17 +146,13 @@ def _auto_fft(table, plan, operands, direct):
 def _auto_winograd(table, plan, operands):
     """Whether "auto" takes Winograd's F(2x2, 3x3): a dense or grouped stride-1 3x3 layer with
     enough channels per group (fewer are faster through im2col), finite operands. Measured
-    on Zen 4, float32, batch 8, Winograd against im2col + BLAS: 1.1-1.9x for 16-512 channels
+    on Zen 4, float32, against im2col + BLAS: 1.1-1.9x for 16-512 channels at batch 8
     (forward and input gradient), 1.0-1.4x for groups of 16 channels, 0.9-1.0x for groups of
-    4; weight gradients of 7x7 planes lose (0.75x at 512 channels: a 7x7 output takes 16
-    tiles of 2x2 and few tiles make short products), hence a smallest output plane there."""
+    4; weight gradients 1.1-2.5x, 7x7 planes included (512 channels: 28 -> 17 ms)."""
     if table["winograd"].why_not(plan) is not None or not uses_gemm(plan):
         return False
     c_out, c_in_g = plan.weight_shape[:2]
     if min(c_in_g, c_out // plan.groups) < config.CPU_WINOGRAD_MIN_CHANNELS:
-        return False
-    if (table.operation == "grad_weight"
-            and plan.out_shape[2] * plan.out_shape[3] < config.CPU_WINOGRAD_WEIGHT_MIN_PLANE):
         return False
     return operands is None or operands.finite()
 

@@ -403,16 +403,19 @@ def grad_weight(grad_out, x, grad_w, plan):
     tiling = _Tiles(plan)
     groups = plan.groups
     c_out, c_in_g = plan.weight_shape[:2]
-    total = np.zeros((16, groups, c_out // groups, c_in_g), dtype=plan.dtype)
-    product = np.empty_like(total)
-    for first, last in tiling.blocks:  # products added in block order
+    total = np.empty((16, groups, c_out // groups, c_in_g), dtype=plan.dtype)
+    product = np.empty_like(total) if len(tiling.blocks) > 1 else None
+    for index, (first, last) in enumerate(tiling.blocks):  # products added in block order
         tiles = tiling.inputs(x, first, last)
         grads = tiling.products(first, last)
         _pool.run(gradient_tiles, c_out * (last - first), grad_out, first, tiling.tiles_h,
                   tiling.tiles_w, grads, work=TRANSFORM_WORK * grads.size, scratch=tiling.pair)
+        # the first block's products are the sums so far (with many channels and few tiles,
+        # as on 7x7 planes, the (16, C_out, C_in) sums cost as much as the products)
         np.matmul(_grouped(grads, groups), _grouped(tiles, groups).transpose(0, 1, 3, 2),
-                  out=product)
-        total += product
+                  out=product if index else total)
+        if index:
+            total += product
     _pool.run(weight_gradient, c_out, total.reshape(16, c_out, c_in_g), grad_w,
               work=16 * total.size)
     return grad_w
