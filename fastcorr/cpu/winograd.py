@@ -41,7 +41,7 @@ from .. import _validate as v
 from .. import config
 from . import _pool
 from ._indexing import pad_into
-from ._jit import kernel
+from ._jit import helper, kernel
 
 #: Work units a transformed sample counts for when the pool sizes a transform's threads.
 TRANSFORM_WORK = 8
@@ -286,31 +286,36 @@ def _grouped(a, groups):
 
 
 @kernel
-def weight_tiles(weight, u, task_lo, task_hi):
-    """``u[e, k, c] = (G g G^T)[e]`` for the 3x3 kernel ``g = weight[k, c]``, in float64,
-    rounded once. Tasks are output channels.
+def weight_tiles(weight, rotate, u, task_lo, task_hi):
+    """``u[e, k, c] = (G g G^T)[e]`` for the 3x3 kernel ``g = weight[k, c]`` (rotated by 180
+    degrees if ``rotate``), in float64, rounded once. Tasks are output channels.
+
+    Rotating ``g`` swaps the first and last rows of ``G g`` and columns of ``(G g) G^T``, so
+    a rotated kernel's transform is the kernel's with components 0 and 3 of each index swapped.
 
     Parameters
     ----------
     weight : ndarray, shape (C_out, C_in/g, 3, 3), C-contiguous
     u : ndarray, shape (16, C_out, C_in/g), C-contiguous; overwritten
     """
-    t = np.empty((4, 3))
+    first, last = (3, 0) if rotate else (0, 3)
     for k in range(task_lo, task_hi):
         for c in range(weight.shape[1]):
             g = weight[k, c]
-            for q in range(3):  # G g: the columns of each kernel row
-                g0, g1, g2 = np.float64(g[0, q]), np.float64(g[1, q]), np.float64(g[2, q])
-                t[0, q] = g0
-                t[1, q] = 0.5 * (g0 + g1 + g2)
-                t[2, q] = 0.5 * (g0 - g1 + g2)
-                t[3, q] = g2
-            for e in range(4):  # (G g) G^T
-                h0, h1, h2 = t[e, 0], t[e, 1], t[e, 2]
-                u[4 * e, k, c] = h0
-                u[4 * e + 1, k, c] = 0.5 * (h0 + h1 + h2)
-                u[4 * e + 2, k, c] = 0.5 * (h0 - h1 + h2)
-                u[4 * e + 3, k, c] = h2
+            # G g: four rows of three (its rows 0 and 3 are the kernel's first and last)
+            a0, a1, a2 = np.float64(g[0, 0]), np.float64(g[0, 1]), np.float64(g[0, 2])
+            b0, b1, b2 = np.float64(g[1, 0]), np.float64(g[1, 1]), np.float64(g[1, 2])
+            c0, c1, c2 = np.float64(g[2, 0]), np.float64(g[2, 1]), np.float64(g[2, 2])
+            rows = ((a0, a1, a2), (0.5 * (a0 + b0 + c0), 0.5 * (a1 + b1 + c1), 0.5 * (a2 + b2 + c2)),
+                    (0.5 * (a0 - b0 + c0), 0.5 * (a1 - b1 + c1), 0.5 * (a2 - b2 + c2)),
+                    (c0, c1, c2))
+            for e in range(4):
+                h0, h1, h2 = rows[e]
+                r = first if e == 0 else (last if e == 3 else e)
+                u[4 * r + first, k, c] = h0
+                u[4 * r + 1, k, c] = 0.5 * (h0 + h1 + h2)
+                u[4 * r + 2, k, c] = 0.5 * (h0 - h1 + h2)
+                u[4 * r + last, k, c] = h2
 
 
 @kernel
@@ -323,34 +328,45 @@ def weight_gradient(du, grad_w, task_lo, task_hi):
     du : ndarray, shape (16, C_out, C_in/g), C-contiguous
     grad_w : ndarray, shape (C_out, C_in/g, 3, 3), C-contiguous; overwritten
     """
-    t = np.empty((4, 3))
     for k in range(task_lo, task_hi):
         for c in range(grad_w.shape[1]):
-            for e in range(4):  # dU G: rows of three
-                d0, d1, d2, d3 = (np.float64(du[4 * e, k, c]), np.float64(du[4 * e + 1, k, c]),
-                                  np.float64(du[4 * e + 2, k, c]),
-                                  np.float64(du[4 * e + 3, k, c]))
-                t[e, 0] = d0 + 0.5 * (d1 + d2)
-                t[e, 1] = 0.5 * (d1 - d2)
-                t[e, 2] = 0.5 * (d1 + d2) + d3
+            # dU G: four rows of three
+            rows = (_row_times_g(du, 0, k, c), _row_times_g(du, 1, k, c),
+                    _row_times_g(du, 2, k, c), _row_times_g(du, 3, k, c))
+            gw = grad_w[k, c]
             for q in range(3):  # G^T (dU G)
-                grad_w[k, c, 0, q] = t[0, q] + 0.5 * (t[1, q] + t[2, q])
-                grad_w[k, c, 1, q] = 0.5 * (t[1, q] - t[2, q])
-                grad_w[k, c, 2, q] = 0.5 * (t[1, q] + t[2, q]) + t[3, q]
+                t0, t1, t2, t3 = rows[0][q], rows[1][q], rows[2][q], rows[3][q]
+                gw[0, q] = t0 + 0.5 * (t1 + t2)
+                gw[1, q] = 0.5 * (t1 - t2)
+                gw[2, q] = 0.5 * (t1 + t2) + t3
 
 
-def transformed_weights(weight, plan):
-    """``U[e] = (G g G^T)[e]`` for every kernel: (16, groups, C_out/g, C_in/g)."""
+@helper
+def _row_times_g(du, e, k, c):
+    """Row ``e`` of ``dU G`` for kernel ``(k, c)``, in float64."""
+    d0, d1 = np.float64(du[4 * e, k, c]), np.float64(du[4 * e + 1, k, c])
+    d2, d3 = np.float64(du[4 * e + 2, k, c]), np.float64(du[4 * e + 3, k, c])
+    return (d0 + 0.5 * (d1 + d2), 0.5 * (d1 - d2), 0.5 * (d1 + d2) + d3)
+
+
+def transformed_weights(weight, plan, rotate=False):
+    """``U[e] = (G g G^T)[e]`` for every kernel (rotated if ``rotate``):
+    (16, groups, C_out/g, C_in/g)."""
     c_out, c_in_g = plan.weight_shape[:2]
     u = np.empty((16, c_out, c_in_g), dtype=plan.dtype)
-    _pool.run(weight_tiles, c_out, weight, u, work=16 * u.size)
+    _pool.run(weight_tiles, c_out, weight, rotate, u, work=16 * u.size)
     return u.reshape(16, plan.groups, c_out // plan.groups, c_in_g)
 
 
 def correlate(x, weight, bias, out, plan):
     """Compute ``plan`` into ``out``."""
+    return _correlate(x, transformed_weights(weight, plan), bias, out, plan)
+
+
+def _correlate(x, u, bias, out, plan):
+    """``plan`` into ``out`` with the transformed weights ``u`` (16, groups, C_out/g, C_in/g),
+    which may be a view with transposed matrices (BLAS reads them so)."""
     tiling = _Tiles(plan)
-    u = transformed_weights(weight, plan)
     if bias is None:
         bias = np.zeros(plan.out_shape[1], dtype=plan.dtype)
     for first, last in tiling.blocks:
@@ -377,23 +393,20 @@ def _transposed(plan, out_hw, pad_top, pad_left):
 
 
 def grad_input(grad_out, weight, grad_x, plan):
-    """Write the gradient with respect to the input into ``grad_x`` (overwritten)."""
+    """Write the gradient with respect to the input into ``grad_x`` (overwritten): the forward
+    of the output gradient with each group's kernels rotated and transposed, whose transform
+    is the transform of the rotated kernels with each group's matrices transposed (a view)."""
     from .rows import fold_planes
 
-    groups = plan.groups
-    c_out, c_in_g = plan.weight_shape[:2]
-    # (C_out, C_in/g, 3, 3) -> per group (C_in/g, C_out/g), rotated: (C_in, C_out/g, 3, 3)
-    w = weight.reshape(groups, c_out // groups, c_in_g, 3, 3)[:, :, :, ::-1, ::-1]
-    rotated = np.ascontiguousarray(w.transpose(0, 2, 1, 3, 4)).reshape(
-        groups * c_in_g, c_out // groups, 3, 3)
-    n, c, h, w_ = plan.input_shape
+    u = transformed_weights(weight, plan, rotate=True).transpose(0, 1, 3, 2)
+    n, c, h, w = plan.input_shape
     if plan.pad_mode == v.ZEROS:
-        inner = _transposed(plan, (h, w_), 2 - plan.pad_top, 2 - plan.pad_left)
-        return correlate(grad_out, rotated, None, grad_x, inner)
-    padded_hw = (h + plan.pad_top + plan.pad_bottom, w_ + plan.pad_left + plan.pad_right)
+        inner = _transposed(plan, (h, w), 2 - plan.pad_top, 2 - plan.pad_left)
+        return _correlate(grad_out, u, None, grad_x, inner)
+    padded_hw = (h + plan.pad_top + plan.pad_bottom, w + plan.pad_left + plan.pad_right)
     padded = np.empty((n, c) + padded_hw, dtype=plan.dtype)
-    correlate(grad_out, rotated, None, padded, _transposed(plan, padded_hw, 2, 2))
-    _pool.run(fold_planes, n * c, padded.reshape(n * c, *padded_hw), grad_x.reshape(n * c, h, w_),
+    _correlate(grad_out, u, None, padded, _transposed(plan, padded_hw, 2, 2))
+    _pool.run(fold_planes, n * c, padded.reshape(n * c, *padded_hw), grad_x.reshape(n * c, h, w),
               -plan.pad_top, -plan.pad_left, plan.pad_mode, work=padded.size)
     return grad_x
 
