@@ -2,8 +2,7 @@
 
 Every implementation runs the same workload on the same arrays in this process: one warm-up
 call (compilation and first touches are never timed) whose result is checked against
-fastcorr's, then the median of repeated timed calls, taken in rounds (one call of fastcorr
-and of each peer, in turn) so that a drifting machine slows them alike. A ratio is peer time / fastcorr time
+fastcorr's, then the median of repeated timed calls. A ratio is peer time / fastcorr time
 (above 1: fastcorr is faster). The floors are measured here too:
 
 - memory floor: the bytes a pass must read and write, over the bandwidth of a large
@@ -429,38 +428,25 @@ _PACKAGES = {"opencv": "opencv-python-headless", "ndimage": "scipy", "signal": "
              "torch": "torch"}
 
 
-def interleaved_times(fns, repeat, budget=float("inf")):
-    """``(median seconds, runs)`` of each of ``fns``, timed in rounds (one call of each, in
-    turn) so that a machine whose speed drifts (other tenants, clocks, a peer's threads still
-    spinning after its call) slows every one alike: ``repeat`` rounds, or fewer (at least one)
-    once they have taken ``budget`` seconds together. Make a warm-up call of each first."""
-    times = [[] for _ in fns]
-    spent = 0.0
-    while not times[0] or (len(times[0]) < repeat and spent < budget):
-        for record, fn in zip(times, fns):
-            seconds = timed_call(fn)[1]
-            record.append(seconds)
-            spent += seconds
-    return [(float(np.median(t)), len(t)) for t in times]
-
-
 def run_workload(work, *, repeat, budget, bandwidth, peak, peers=PEERS):
-    """Time fastcorr and each selected peer on ``work`` (interleaved, see
-    :func:`interleaved_times`); return the result rows."""
+    """Time fastcorr and each selected peer on ``work``; return the result rows."""
     import fastcorr
 
     memory, compute = floors(work.nbytes, work.flops, bandwidth, peak)
     with fastcorr.trace() as ran:
         ours_result = work.fastcorr()  # warm-up: compiles (or loads) the kernels
     implementation = "+".join(dict.fromkeys(r.implementation for r in ran))
-    ours_row = Row(work.label, "fastcorr", implementation=implementation)
-    timed = [(ours_row, work.fastcorr)]
-    rows = [ours_row]
+    ours, runs = median_time(work.fastcorr, repeat, budget)
+    distance, bound = floor_distance(ours, memory, compute)
+    rows = [Row(work.label, "fastcorr", ours * 1e3, runs, 1.0, distance,
+                f"{distance:.3g}x the {bound} floor; ran {implementation}",
+                implementation=implementation)]
     if work.fastcorr_into is not None:
         work.fastcorr_into()
-        into_row = Row(work.label, "fastcorr out=")
-        rows.append(into_row)
-        timed.append((into_row, work.fastcorr_into))
+        into, runs = median_time(work.fastcorr_into, repeat, budget)
+        distance, bound = floor_distance(into, memory, compute)
+        rows.append(Row(work.label, "fastcorr out=", into * 1e3, runs, None, distance,
+                        f"{distance:.3g}x the {bound} floor (into a preallocated output)"))
     tolerance = TOLERANCE.get(work.dtype, 1e-4)
     for name, (key, factory) in work.peers.items():
         row = Row(work.label, name)
@@ -479,21 +465,9 @@ def run_workload(work, *, repeat, budget, bandwidth, peak, peers=PEERS):
             row.note = (f"DISAGREES with fastcorr (max error {error:.1e} of the largest value): "
                         f"not timed")
             continue
+        seconds, row.runs = median_time(fn, repeat, budget)
+        row.median_ms, row.ratio = seconds * 1e3, seconds / ours
         row.note = f"agrees with fastcorr (max error {error:.1e})"
-        timed.append((row, fn))
-    medians = interleaved_times([fn for _, fn in timed], repeat, budget)
-    ours = medians[0][0]
-    for (row, _), (seconds, runs) in zip(timed, medians):
-        row.median_ms, row.runs = seconds * 1e3, runs
-        if row is ours_row or row.impl == "fastcorr out=":
-            distance, bound = floor_distance(seconds, memory, compute)
-            row.floor_ratio = distance
-            row.note = f"{distance:.3g}x the {bound} floor"
-            row.note += (f"; ran {implementation}" if row is ours_row
-                         else " (into a preallocated output)")
-        else:
-            row.ratio = seconds / ours
-    ours_row.ratio = 1.0
     return rows
 
 
@@ -550,9 +524,8 @@ def add_arguments(parser):
                         help="timed runs per implementation after the warm-up (default 10; "
                              "--quick: 2)")
     parser.add_argument("--budget", type=float, metavar="SECONDS",
-                        help="fewer rounds for a workload whose rounds (one run of fastcorr "
-                             "and of each peer, in turn) would take longer (at least one; "
-                             "default 3; --quick: 0.5)")
+                        help="fewer runs for an implementation whose runs would take longer "
+                             "(at least one; default 3; --quick: 0.5)")
     parser.add_argument("--peers", type=_peer_list, default=list(PEERS), metavar="NAMES",
                         help=f"peers to time (default all: {','.join(PEERS)})")
     parser.add_argument("--threads", type=int, metavar="N",

@@ -81,16 +81,6 @@ def test_median_time_runs_and_budget():
     assert runs == 1
 
 
-def test_interleaved_times_take_rounds_and_keep_the_budget():
-    calls = []
-    results = bench.interleaved_times([lambda: calls.append("a"), lambda: calls.append("b")], 3)
-    assert calls == ["a", "b"] * 3 and [runs for _, runs in results] == [3, 3]
-    calls.clear()
-    results = bench.interleaved_times([lambda: calls.append("a"), lambda: calls.append("b")], 3,
-                                      budget=0.0)
-    assert calls == ["a", "b"] and [runs for _, runs in results] == [1, 1]
-
-
 def test_machine_measurements():
     bandwidth = bench.measure_bandwidth(1 << 20, 2)
     assert math.isfinite(bandwidth) and bandwidth > 1e7
