@@ -5,7 +5,8 @@ the image is built (with ``FASTCORR_CACHE_DIR`` pointing into it, or into the in
 package's own folder by default) and every later process loads the kernels instead of
 compiling them. Each step runs one tiny call with one implementation forced, for each float
 type, so every kernel of the CPU tables is compiled: the width classes of the "taps" kernels
-(every kernel width), the general kernels, im2col + BLAS, the FFT path and the gradients.
+(every kernel width), the general kernels, the small-plane "flat" kernel, im2col + BLAS,
+Winograd's transforms, the FFT path and the gradients.
 """
 
 import numpy as np
@@ -53,6 +54,13 @@ def _steps(dtype):
                lambda: fastcorr.conv2d_backward(g, x, w, **layer)),
         forced("gradients: depthwise", dict(grad_input="taps", grad_weight="planes"),
                lambda: fastcorr.conv2d_backward(gd, x, dw, groups=4, **layer)),
+        forced("flat", dict(forward="flat", grad_input="flat"),
+               lambda: fastcorr.conv2d_backward(gd, x, dw, groups=4, **layer)
+               + (fastcorr.conv2d(x, dw, groups=4, **layer),)),
+        forced("winograd", dict(forward="winograd", grad_input="winograd",
+                                grad_weight="winograd"),
+               lambda: fastcorr.conv2d_backward(g, x, w, **layer)
+               + (fastcorr.conv2d(x, w, **layer),)),
         forced("image gradients", {},
                lambda: fastcorr.correlate2d_backward(np.ones((23, 26), dtype), image,
                                                      arr(4, 3))),
