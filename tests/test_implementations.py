@@ -363,3 +363,22 @@ def test_auto_takes_flat_for_depthwise_layers_on_small_planes(kernel):
     with fastcorr.trace() as ran:
         fastcorr.conv2d(x, w, padding=kernel // 2, groups=240)
     assert [r.implementation for r in ran] == ["flat"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("boundary", ["fill", "symm", "wrap"])
+def test_flat_images_with_a_fill_value_agree_bitwise_with_rows(boundary, dtype):
+    """Single-channel images through "flat": the fill value frames every plane (the frame is
+    written once per range of tasks), any mode, kernels larger than the image (in "valid"
+    mode, SciPy swaps them)."""
+    rng = np.random.default_rng(9)
+    for shape, kernel in [((7, 9), (3, 3)), ((5, 4), (6, 5)), ((12, 3), (2, 2))]:
+        image = rng.standard_normal(shape).astype(dtype)
+        k = rng.standard_normal(kernel).astype(dtype)
+        for mode in ("full", "same", "valid"):
+            results = []
+            for name in ("rows", "flat"):
+                with _select.force("cpu", forward=name), fastcorr.trace() as ran:
+                    results.append(fastcorr.correlate2d(image, k, mode, boundary, 2.5))
+                assert [r.implementation for r in ran] == [name]
+            assert np.array_equal(results[0], results[1]), (shape, kernel, mode)
