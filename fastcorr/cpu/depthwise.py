@@ -213,13 +213,20 @@ def grad_weight(grad_out, x, grad_w, plan):
 
         _pool.run(grad_weight_spans, tasks, grad_out, x, partial, dh, dw, *common, work=work,
                   scratch=scratch)
-    else:
-        def scratch():
-            return (np.empty(plane, dtype=plan.dtype),
-                    np.empty(kh * kw * out_w, dtype=plan.dtype))
+        _sum_chunks(partial, grad_w)
+        # The spans also multiply the zeros between the output gradient's rows by input
+        # samples no output reads through that tap: an infinity there makes a NaN the true
+        # sum does not have. A finite result is exact (the spans' other products are the true
+        # ones), so only a non-finite one is computed again, reading the true samples only.
+        if np.isfinite(grad_w).all():
+            return grad_w
 
-        _pool.run(grad_weight_planes, tasks, grad_out, x, partial, sh, sw, dh, dw, *common,
-                  work=work, scratch=scratch)
+    def scratch():
+        return (np.empty(plane, dtype=plan.dtype),
+                np.empty(kh * kw * out_w, dtype=plan.dtype))
+
+    _pool.run(grad_weight_planes, tasks, grad_out, x, partial, sh, sw, dh, dw, *common,
+              work=work, scratch=scratch)
     return _sum_chunks(partial, grad_w)
 
 
