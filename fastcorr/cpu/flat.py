@@ -28,7 +28,7 @@ import numpy as np
 from . import _pool, depthwise
 from .._validate import ZEROS
 from ._indexing import in_range_span, pad_into
-from ._jit import kernel
+from ._jit import helper, kernel
 
 #: The vector loops run over a multiple of this many samples (the samples past the span are
 #: computed and dropped): LLVM vectorises them 16 float32 lanes wide, four vectors an
@@ -67,6 +67,13 @@ def _extent(plan):
     rows = (out_h - 1) * sh + (kh - 1) * dh + 1
     pitch = (out_w - 1) * sw + (kw - 1) * dw + 1
     return rows, pitch, (out_h - 1) * sh * pitch + (out_w - 1) * sw + 1
+
+
+@helper
+def _tap(taps, index, kw, dil_h, dil_w, pitch):
+    """Tap ``index`` (row-major) of a kernel: its weight and its shift in the padded buffer."""
+    p, q = index // kw, index % kw
+    return taps[p, q], np.uintp(p * dil_h * pitch + q * dil_w)
 
 
 @kernel
@@ -121,12 +128,22 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
         b = bias[co]
         for t in range(length):
             acc[t] = b
-        for p in range(kh):
-            for q in range(kw):
-                tap = weight[co, 0, p, q]
-                shift = np.uintp(p * dil_h * pitch + q * dil_w)
-                for t in range(length):
-                    acc[t] += tap * padded[shift + t]
+        taps = weight[co, 0]
+        # four taps a pass (in order, each added on its own: the rows kernel's sums) halve
+        # the passes' loads and stores of the sums
+        n_taps = kh * kw
+        for first_tap in range(0, n_taps - n_taps % 4, 4):
+            w0, s0 = _tap(taps, first_tap, kw, dil_h, dil_w, pitch)
+            w1, s1 = _tap(taps, first_tap + 1, kw, dil_h, dil_w, pitch)
+            w2, s2 = _tap(taps, first_tap + 2, kw, dil_h, dil_w, pitch)
+            w3, s3 = _tap(taps, first_tap + 3, kw, dil_h, dil_w, pitch)
+            for t in range(length):
+                acc[t] = (acc[t] + w0 * padded[s0 + t] + w1 * padded[s1 + t]
+                          + w2 * padded[s2 + t] + w3 * padded[s3 + t])
+        for index in range(n_taps - n_taps % 4, n_taps):
+            w0, s0 = _tap(taps, index, kw, dil_h, dil_w, pitch)
+            for t in range(length):
+                acc[t] += w0 * padded[s0 + t]
         for k in range(count):
             dst = out[first + k, co]
             for i in range(out_h):
