@@ -167,12 +167,14 @@ def test_the_tables_name_their_implementations():
     (((1, 1, 40, 40), (1, 1, 3, 3), {}), "taps"),          # a single-channel image
     (((2, 8, 20, 20), (8, 1, 5, 5), dict(groups=8)), "flat"),  # depthwise, small planes
     (((2, 8, 40, 40), (8, 1, 5, 5), dict(groups=8)), "taps"),  # depthwise, larger planes
-    (((2, 8, 20, 20), (8, 1, 5, 5), dict(groups=8, stride=2)), "taps"),  # a row stride
+    (((2, 8, 40, 40), (8, 1, 5, 5), dict(groups=8, stride=2)), "flat"),  # stride 2: phases
+    (((2, 8, 20, 20), (8, 1, 5, 5), dict(groups=8, stride=(2, 1))), "taps"),  # rows only
+    (((2, 8, 20, 20), (8, 1, 5, 5), dict(groups=8, stride=3)), "taps"),
     (((2, 8, 20, 20), (16, 8, 3, 3), {}), "gemm"),         # dense
     (((2, 2, 20, 20), (2, 2, 1, 1), {}), "rows"),          # too thin for BLAS
     (((2, 32, 9, 9), (64, 32, 1, 1), dict(stride=2)), "pointwise"),  # a 1x1 layer
     (((2, 32, 9, 9), (64, 32, 1, 1), dict(padding=1)), "gemm"),      # padded: im2col
-    (((1, 1, 60, 60), (1, 1, 3, 3), dict(stride=(1, 2))), "taps"),  # column stride too
+    (((1, 1, 60, 60), (1, 1, 3, 3), dict(stride=(1, 2))), "flat"),  # a column stride of 2
     (((2, 4, 20, 20), (4, 2, 3, 3), dict(groups=2)), "rows"),   # two channels a group
 ])
 def test_direct_choice_by_layer_shape(layer, expected):
@@ -392,14 +394,16 @@ def test_flat_stacks_of_images_agree_bitwise_with_rows(mode):
 
     rng = np.random.default_rng(4)
     for h, kwargs in [(20, dict(padding=1)), (7, dict(padding=2, dilation=2)),
-                      (9, dict(padding=(1, 2), stride=(1, 2)))]:
+                      (9, dict(padding=(1, 2), stride=(1, 2))), (13, dict(padding=2, stride=2)),
+                      (14, dict(padding=(0, 3), stride=(3, 2), dilation=(2, 1)))]:
         x = rng.standard_normal((5, 6, h, h)).astype(np.float32)
         w = rng.standard_normal((12, 1, 3, 3)).astype(np.float32)
         b = rng.standard_normal(12).astype(np.float32)
         plan = _plan(x, w, b, dict(dict(stride=1, dilation=1, groups=6, padding_mode=mode),
                                    **kwargs))
-        rows, pitch, _ = flat._extent(plan)
-        assert 1 < flat.STACK_SAMPLES // (rows * pitch)  # several images a stack
+        _, _, phase_rows, phase_cols = flat._extent(plan)
+        plane = plan.stride[0] * plan.stride[1] * phase_rows * phase_cols
+        assert 1 < flat.STACK_SAMPLES // plane  # several images a stack
         results = []
         for name in ("rows", "flat"):
             with _select.force("cpu", forward=name):

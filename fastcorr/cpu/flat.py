@@ -2,13 +2,15 @@
 
 On a 7x7 or 14x14 plane the "taps" kernels spend more on each plane's set-up (bands, blocks
 of four rows, a taller buffer for short outputs) than on its few hundred multiply-adds. Here a
-task pads the planes of one channel in a few images, one under the other, into a buffer of
-``rows x pitch`` samples each (the boundary rule, ``fill`` for zeros), and computes the
-unit-stride correlation over the flattened buffer: output ``(i, j)`` of the ``k``-th plane
-sits at ``t = (k * rows + i) * pitch + j``, and tap ``(p, q)`` adds ``w[p, q] * padded[t + p *
-dh * pitch + q * dw]`` for every ``t`` at once, one long vector loop (the columns between rows
-and the rows between planes are computed and dropped). A stride keeps every ``sh``-th row and
-``sw``-th column of that.
+task copies the padded planes of one channel in a few images (up to STACK_SAMPLES samples),
+one after the other, into a buffer (the boundary rule; with zero padding the frame is written
+once and only the samples inside are copied), and computes the correlation over the
+flattened buffer: output ``(i, j)`` of the ``k``-th plane sits at ``t = k * plane + i * pitch +
+j``, and tap ``(p, q)`` adds ``w[p, q] * padded[t + shift(p, q)]`` for every ``t`` at once, one
+long vector loop, four taps a pass (the columns between rows and the rows between planes are
+computed and dropped). With strides, each plane is stored as its ``sh * sw`` stride phases
+(sample ``(r, c)`` in phase ``(r % sh, c % sw)`` at ``(r // sh, c // sw)``), so that the
+outputs are again consecutive and each tap reads one phase: no sample is computed in vain.
 
 Each output sums the bias, then the taps row by row, the order of
 :func:`fastcorr.cpu.rows.correlate_rows`, with the same products: the result is bitwise the
@@ -16,11 +18,12 @@ row kernel's (and so the "taps" kernels'). The input gradient at unit strides is
 of the output gradient with the rotated kernel (:func:`fastcorr.cpu.depthwise.grad_input`).
 
 One input channel per group (depthwise layers, any channel multiplier, single-channel
-images); "direct" takes it over "taps" at unit row stride for planes of at most
-``fastcorr.config.CPU_FLAT_MAX_PLANE`` pixels (Zen 4, float32, batch 8, forward, taps ->
-flat, ms, in one process: 3x3 at 960 channels on 7^2 1.6 -> 0.9-1.0, 3x3 at 576 on 14^2
-1.2-1.7 -> 0.8-1.1, 7x7 at 384 on 14^2 3.9-4.8 -> 2.5-3.1, 3x3 at 32 on 28^2 0.31-0.37 ->
-0.23-0.28, 5x5 at 240 on 28^2 about even; at stride 2 it computes every row and loses).
+images); "direct" takes it over "taps" at unit strides for planes of at most
+``fastcorr.config.CPU_FLAT_MAX_PLANE`` pixels, and at a column stride of 2 on any plane (see
+``fastcorr.cpu._flat_pays``). Measured, Zen 4, float32, batch 8, forward, taps -> flat, ms,
+in one process: 3x3 at 960 channels on 7^2 1.6 -> 0.5-0.6; 7x7 at 384 on 14^2 3.9-4.8 ->
+1.4-1.7; 3x3 at 32 on 28^2 0.26-0.40 -> 0.17-0.25; 5x5/2 at 672 on 14^2 2.6-2.8 -> 2.2;
+3x3/2 at 96 on 112^2 5.9-6.3 -> 4.3.
 """
 
 import numpy as np
@@ -59,103 +62,143 @@ def input_why_not(plan):
 
 
 def _extent(plan):
-    """``(rows, pitch, span)``: the padded plane's rows and row pitch, and the flat length of
-    the unit-stride output."""
+    """``(rows, cols, phase_rows, phase_cols)``: the padded plane's rows and columns, and
+    those of each of its ``sh * sw`` stride phases (see :func:`correlate_flat`)."""
     kh, kw = plan.weight_shape[2:]
     (sh, sw), (dh, dw) = plan.stride, plan.dilation
     out_h, out_w = plan.out_shape[2:]
     rows = (out_h - 1) * sh + (kh - 1) * dh + 1
-    pitch = (out_w - 1) * sw + (kw - 1) * dw + 1
-    return rows, pitch, (out_h - 1) * sh * pitch + (out_w - 1) * sw + 1
+    cols = (out_w - 1) * sw + (kw - 1) * dw + 1
+    return rows, cols, -(-rows // sh), -(-cols // sw)
 
 
 @helper
-def _tap(taps, index, kw, dil_h, dil_w, pitch):
-    """Tap ``index`` (row-major) of a kernel: its weight and its shift in the padded buffer."""
-    p, q = index // kw, index % kw
-    return taps[p, q], np.uintp(p * dil_h * pitch + q * dil_w)
+def _phases_into(src, buf, line, rows, cols, phase_rows, phase_cols, stride_h, stride_w,
+                 pad_top, pad_left, pad_mode, fill, frame, lo, hi, top, bottom):
+    """The padded plane ``src`` into ``buf``, split into its stride phases: sample ``(r, c)``
+    at phase ``(r % sh, c % sw)``, row ``r // sh``, column ``c // sw``. With ``frame`` (zero
+    padding, ``buf`` already holding the fill) only the samples inside are copied."""
+    block = phase_rows * phase_cols
+    i_lo, i_hi = (top, bottom) if frame else (0, rows)
+    for i in range(i_lo, i_hi):
+        if frame:  # the plane's row: columns lo..hi of the padded row
+            row = src[i - pad_top]
+            j_lo, j_hi, offset = lo, hi, -pad_left
+        else:  # the whole padded row, through the boundary rule
+            pad_into(src, line, 1, cols, i - pad_top, -pad_left, pad_mode, fill)
+            row = line
+            j_lo, j_hi, offset = 0, cols, 0
+        base = ((i % stride_h) * stride_w * phase_rows + i // stride_h) * phase_cols
+        for psi in range(stride_w):  # padded columns psi, psi + sw, ...
+            jj_lo = max(0, (j_lo - psi + stride_w - 1) // stride_w)
+            jj_hi = max(jj_lo, (j_hi - psi + stride_w - 1) // stride_w)
+            dst = np.uintp(base + psi * block + jj_lo)
+            start = np.uintp(psi + stride_w * jj_lo + offset)
+            step = np.uintp(stride_w)
+            for t in range(np.uintp(jj_hi - jj_lo)):
+                buf[dst + t] = row[start + t * step]
 
 
 @kernel
 def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
-                   pad_mode, fill, c_out_g, rows, pitch, stack, padded, acc, task_lo, task_hi):
-    """``out[n, co]`` for tasks ``(co, group of stack images)``: pad the images' planes one
-    under the other, sum the taps over the flat span of them all.
+                   pad_mode, fill, c_out_g, rows, cols, phase_rows, phase_cols, stack, shifts,
+                   padded, line, acc, task_lo, task_hi):
+    """``out[n, co]`` for tasks ``(co, group of stack images)``: copy the images' padded
+    planes one after the other, each split into its stride phases; sum the taps over the
+    flat span of them all.
+
+    A padded plane's sample ``(r, c)`` goes to phase ``(r % sh, c % sw)``, at row ``r // sh``
+    and column ``c // sw`` of a ``phase_rows x phase_cols`` block. Output ``(i, j)`` then sits
+    at ``t = i * phase_cols + j``, and tap ``(p, q)`` reads the phase of ``(p*dh, q*dw)`` at
+    ``t`` plus a fixed offset, for every output at once (at unit strides there is one phase,
+    the padded plane itself).
 
     Parameters
     ----------
     x : ndarray, shape (N, C_in, H, W), C-contiguous
-    weight : ndarray, shape (C_out, 1, kH, kW), C-contiguous
+    weight : ndarray, shape (C_out, kH * kW), C-contiguous: each kernel's taps, row-major
     bias : ndarray, shape (C_out,)
     out : ndarray, shape (N, C_out, H_out, W_out), C-contiguous; written
-    padded, acc : ndarray, shape (stack * rows * pitch + LANES,): the task's buffers
-        (``padded``'s last LANES samples zero: the last block of a vector loop reads them)
+    padded, acc : ndarray, shape (stack * plane + LANES,) with ``plane = sh * sw * phase_rows *
+        phase_cols``: the task's buffers (``padded``'s last LANES samples zero: the last
+        block of a vector loop reads them)
+    shifts : ndarray of uintp, shape (kH * kW,): where each tap's samples start in a plane's
+        buffer (:func:`tap_shifts`)
+    line : ndarray, shape (cols,): a padded row, for the boundary rules other than zeros
     """
     n_batch = x.shape[0]
-    c_out, _, kh, kw = weight.shape
+    c_out, n_taps = weight.shape
     out_h, out_w = out.shape[2], out.shape[3]
     h, w = x.shape[2], x.shape[3]
     n_stacks = (n_batch + stack - 1) // stack
-    plane = rows * pitch
+    block = phase_rows * phase_cols
+    plane = stride_h * stride_w * block
     # zero padding: the samples outside the planes are the fill for every plane, so the
-    # buffer is filled once and each plane copies only its rows inside (the per-row boundary
-    # rule cost a 7x7 plane as much as its taps)
+    # buffer is filled once and each plane copies only its samples inside (the per-row
+    # boundary rule cost a 7x7 plane as much as its taps)
     frame = pad_mode == ZEROS
     if frame:
         for t in range(stack * plane):
             padded[t] = fill
-    lo, hi = in_range_span(pitch, 1, -pad_left, w)
+    lo, hi = in_range_span(cols, 1, -pad_left, w)
     top, bottom = in_range_span(rows, 1, -pad_top, h)
+    unit = stride_h == 1 and stride_w == 1
     for task in range(task_lo, task_hi):
         co = task // n_stacks
         first = (task % n_stacks) * stack
         count = min(n_batch, first + stack) - first
         for k in range(count):
             src = x[first + k, co // c_out_g]
-            if frame:
+            if unit and frame:  # the plane's rows inside, into the framed buffer
                 for i in range(top, bottom):
                     row = src[i - pad_top]
-                    base = np.uintp(k * plane + i * pitch + lo)
+                    dst = np.uintp(k * plane + i * cols + lo)
                     start = np.uintp(lo - pad_left)
-                    for j in range(np.uintp(hi - lo)):
-                        padded[base + j] = row[start + j]
-            else:
-                pad_into(src, padded[k * plane:(k + 1) * plane], rows, pitch, -pad_top,
+                    for t in range(np.uintp(hi - lo)):
+                        padded[dst + t] = row[start + t]
+            elif unit:
+                pad_into(src, padded[k * plane:(k + 1) * plane], rows, cols, -pad_top,
                          -pad_left, pad_mode, fill)
-        span = ((count - 1) * rows + (out_h - 1) * stride_h) * pitch \
-            + (out_w - 1) * stride_w + 1
+            else:
+                _phases_into(src, padded[k * plane:(k + 1) * plane], line, rows, cols,
+                             phase_rows, phase_cols, stride_h, stride_w, pad_top, pad_left,
+                             pad_mode, fill, frame, lo, hi, top, bottom)
+        span = (count - 1) * plane + (out_h - 1) * phase_cols + out_w
         length = np.uintp((span + LANES - 1) // LANES * LANES)  # whole blocks: no remainder
         b = bias[co]
         for t in range(length):
             acc[t] = b
-        taps = weight[co, 0]
+        taps = weight[co]
         # four taps a pass (in order, each added on its own: the rows kernel's sums) halve
         # the passes' loads and stores of the sums
-        n_taps = kh * kw
-        for first_tap in range(0, n_taps - n_taps % 4, 4):
-            w0, s0 = _tap(taps, first_tap, kw, dil_h, dil_w, pitch)
-            w1, s1 = _tap(taps, first_tap + 1, kw, dil_h, dil_w, pitch)
-            w2, s2 = _tap(taps, first_tap + 2, kw, dil_h, dil_w, pitch)
-            w3, s3 = _tap(taps, first_tap + 3, kw, dil_h, dil_w, pitch)
+        for tap in range(0, n_taps - n_taps % 4, 4):
+            w0, w1, w2, w3 = taps[tap], taps[tap + 1], taps[tap + 2], taps[tap + 3]
+            s0, s1, s2, s3 = shifts[tap], shifts[tap + 1], shifts[tap + 2], shifts[tap + 3]
             for t in range(length):
                 acc[t] = (acc[t] + w0 * padded[s0 + t] + w1 * padded[s1 + t]
                           + w2 * padded[s2 + t] + w3 * padded[s3 + t])
-        for index in range(n_taps - n_taps % 4, n_taps):
-            w0, s0 = _tap(taps, index, kw, dil_h, dil_w, pitch)
+        for tap in range(n_taps - n_taps % 4, n_taps):
+            w0, s0 = taps[tap], shifts[tap]
             for t in range(length):
                 acc[t] += w0 * padded[s0 + t]
         for k in range(count):
             dst = out[first + k, co]
             for i in range(out_h):
                 row = dst[i]
-                base = np.uintp(k * plane + i * stride_h * pitch)
-                if stride_w == 1:
-                    for j in range(np.uintp(out_w)):
-                        row[j] = acc[base + j]
-                else:
-                    step = np.uintp(stride_w)
-                    for j in range(np.uintp(out_w)):
-                        row[j] = acc[base + j * step]
+                base = np.uintp(k * plane + i * phase_cols)
+                for j in range(np.uintp(out_w)):
+                    row[j] = acc[base + j]
+
+
+def tap_shifts(plan, phase_rows, phase_cols):
+    """Where each tap's samples start in a plane's buffer (row-major taps): the stride phase
+    of ``(p * dh, q * dw)``, then its row and column in the phase."""
+    kh, kw = plan.weight_shape[2:]
+    (sh, sw), (dh, dw) = plan.stride, plan.dilation
+    r = np.arange(kh)[:, None] * dh
+    c = np.arange(kw)[None, :] * dw
+    phase = (r % sh) * sw + c % sw
+    return ((phase * phase_rows + r // sh) * phase_cols + c // sw).ravel().astype(np.uintp)
 
 
 def correlate(x, weight, bias, out, plan):
@@ -163,19 +206,22 @@ def correlate(x, weight, bias, out, plan):
     c_out = plan.weight_shape[0]
     if bias is None:
         bias = np.zeros(c_out, dtype=plan.dtype)
-    rows, pitch, _ = _extent(plan)
+    rows, cols, phase_rows, phase_cols = _extent(plan)
+    plane = plan.stride[0] * plan.stride[1] * phase_rows * phase_cols
     n = plan.out_shape[0]
     # images a task stacks: as many as fill STACK_SAMPLES (the shape alone decides)
-    stack = max(1, min(n, STACK_SAMPLES // (rows * pitch)))
+    stack = max(1, min(n, STACK_SAMPLES // plane))
 
     def scratch():
-        return (np.zeros(stack * rows * pitch + LANES, dtype=plan.dtype),
-                np.empty(stack * rows * pitch + LANES, dtype=plan.dtype))
+        return (np.zeros(stack * plane + LANES, dtype=plan.dtype),
+                np.empty(cols, dtype=plan.dtype),
+                np.empty(stack * plane + LANES, dtype=plan.dtype))
 
     kh, kw = plan.weight_shape[2:]
-    _pool.run(correlate_flat, c_out * -(-n // stack), x, weight, bias, out, *plan.stride,
-              *plan.dilation, plan.pad_top, plan.pad_left, plan.pad_mode,
-              plan.dtype.type(plan.fill), c_out // plan.groups, rows, pitch, stack,
+    _pool.run(correlate_flat, c_out * -(-n // stack), x, weight.reshape(c_out, kh * kw), bias,
+              out, *plan.stride, *plan.dilation, plan.pad_top, plan.pad_left, plan.pad_mode,
+              plan.dtype.type(plan.fill), c_out // plan.groups, rows, cols, phase_rows,
+              phase_cols, stack, tap_shifts(plan, phase_rows, phase_cols),
               work=out.size * kh * kw + PLANE_WORK * n * c_out, scratch=scratch)
     return out
 
