@@ -73,30 +73,24 @@ def _extent(plan):
 
 
 @helper
-def _phases_into(src, buf, line, rows, cols, phase_rows, phase_cols, stride_h, stride_w,
-                 pad_top, pad_left, pad_mode, fill, frame, lo, hi, top, bottom):
-    """The padded plane ``src`` into ``buf``, split into its stride phases: sample ``(r, c)``
-    at phase ``(r % sh, c % sw)``, row ``r // sh``, column ``c // sw``. With ``frame`` (zero
-    padding, ``buf`` already holding the fill) only the samples inside are copied."""
-    block = phase_rows * phase_cols
-    i_lo, i_hi = (top, bottom) if frame else (0, rows)
-    for i in range(i_lo, i_hi):
-        if frame:  # the plane's row: columns lo..hi of the padded row
-            row = src[i - pad_top]
-            j_lo, j_hi, offset = lo, hi, -pad_left
-        else:  # the whole padded row, through the boundary rule
-            pad_into(src, line, 1, cols, i - pad_top, -pad_left, pad_mode, fill)
-            row = line
-            j_lo, j_hi, offset = 0, cols, 0
-        base = ((i % stride_h) * stride_w * phase_rows + i // stride_h) * phase_cols
-        for psi in range(stride_w):  # padded columns psi, psi + sw, ...
-            jj_lo = max(0, (j_lo - psi + stride_w - 1) // stride_w)
-            jj_hi = max(jj_lo, (j_hi - psi + stride_w - 1) // stride_w)
-            dst = np.uintp(base + psi * block + jj_lo)
-            start = np.uintp(psi + stride_w * jj_lo + offset)
-            step = np.uintp(stride_w)
-            for t in range(np.uintp(jj_hi - jj_lo)):
-                buf[dst + t] = row[start + t * step]
+def _phase_row(row, j_lo, j_hi, offset, buf, base, block, stride_w):
+    """Padded row samples ``j_lo <= j < j_hi`` (``row[j + offset]``) into their column
+    phases: sample ``j`` to phase ``j % sw`` at column ``j // sw``, from ``buf[base]`` (the
+    row's place in phase 0)."""
+    for psi in range(stride_w):  # padded columns psi, psi + sw, ...
+        jj_lo = max(0, (j_lo - psi + stride_w - 1) // stride_w)
+        jj_hi = max(jj_lo, (j_hi - psi + stride_w - 1) // stride_w)
+        dst = np.uintp(base + psi * block + jj_lo)
+        start = np.uintp(psi + stride_w * jj_lo + offset)
+        step = np.uintp(stride_w)
+        for t in range(np.uintp(jj_hi - jj_lo)):
+            buf[dst + t] = row[start + t * step]
+
+
+@helper
+def _phase_base(i, stride_h, stride_w, phase_rows, phase_cols):
+    """Where padded row ``i`` starts in phase ``(i % sh, 0)`` of a plane's buffer."""
+    return ((i % stride_h) * stride_w * phase_rows + i // stride_h) * phase_cols
 
 
 @kernel
@@ -124,7 +118,8 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
         block of a vector loop reads them)
     shifts : ndarray of uintp, shape (kH * kW,): where each tap's samples start in a plane's
         buffer (:func:`tap_shifts`)
-    line : ndarray, shape (cols,): a padded row, for the boundary rules other than zeros
+    line : ndarray, shape (rows * cols,): a padded plane before it is split into phases (at
+        strides, for the boundary rules other than zeros)
     """
     n_batch = x.shape[0]
     c_out, n_taps = weight.shape
@@ -149,20 +144,28 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
         count = min(n_batch, first + stack) - first
         for k in range(count):
             src = x[first + k, co // c_out_g]
-            if unit and frame:  # the plane's rows inside, into the framed buffer
+            slot = k * plane
+            if frame:  # only the plane's samples inside: the frame holds the fill
                 for i in range(top, bottom):
                     row = src[i - pad_top]
-                    dst = np.uintp(k * plane + i * cols + lo)
-                    start = np.uintp(lo - pad_left)
-                    for t in range(np.uintp(hi - lo)):
-                        padded[dst + t] = row[start + t]
-            elif unit:
-                pad_into(src, padded[k * plane:(k + 1) * plane], rows, cols, -pad_top,
-                         -pad_left, pad_mode, fill)
-            else:
-                _phases_into(src, padded[k * plane:(k + 1) * plane], line, rows, cols,
-                             phase_rows, phase_cols, stride_h, stride_w, pad_top, pad_left,
-                             pad_mode, fill, frame, lo, hi, top, bottom)
+                    if unit:
+                        dst = np.uintp(slot + i * cols + lo)
+                        start = np.uintp(lo - pad_left)
+                        for t in range(np.uintp(hi - lo)):
+                            padded[dst + t] = row[start + t]
+                    else:
+                        _phase_row(row, lo, hi, -pad_left, padded, slot + _phase_base(
+                            i, stride_h, stride_w, phase_rows, phase_cols), block, stride_w)
+                continue
+            # the whole padded plane through the boundary rule: in place at unit strides,
+            # else into ``line`` and from there into its phases
+            target = padded[slot:slot + plane] if unit else line
+            pad_into(src, target, rows, cols, -pad_top, -pad_left, pad_mode, fill)
+            if not unit:
+                for i in range(rows):
+                    _phase_row(line[i * cols:(i + 1) * cols], 0, cols, 0, padded,
+                               slot + _phase_base(i, stride_h, stride_w, phase_rows,
+                                                  phase_cols), block, stride_w)
         span = (count - 1) * plane + (out_h - 1) * phase_cols + out_w
         length = np.uintp((span + LANES - 1) // LANES * LANES)  # whole blocks: no remainder
         b = bias[co]
@@ -214,7 +217,7 @@ def correlate(x, weight, bias, out, plan):
 
     def scratch():
         return (np.zeros(stack * plane + LANES, dtype=plan.dtype),
-                np.empty(cols, dtype=plan.dtype),
+                np.empty(rows * cols if plan.stride != (1, 1) else 1, dtype=plan.dtype),
                 np.empty(stack * plane + LANES, dtype=plan.dtype))
 
     kh, kw = plan.weight_shape[2:]
