@@ -43,7 +43,7 @@ import numpy as np
 from .. import _validate as v
 from .. import config
 from . import _pool
-from ._indexing import pad_into
+from .._boundary import source_index
 from ._jit import helper, kernel
 
 #: Work units a transformed sample counts for when the pool sizes a transform's threads.
@@ -68,14 +68,17 @@ def input_why_not(plan):
 
 
 @kernel
-def input_tiles(x, row_first, tiles_h, tiles_w, pad_top, pad_left, pad_mode, fill, tiles,
-                strip, task_lo, task_hi):
+def input_tiles(x, row_first, tiles_h, tiles_w, pad_left, row_map, col_map, lo, hi, fill,
+                tiles, strip, task_lo, task_hi):
     """Transform the input tiles of tile rows ``row_first ...`` (tile row ``r`` is row
     ``r % tiles_h`` of image ``r // tiles_h``): ``tiles[e, c, i * tiles_w + b] = (B^T d B)[e]``
     for the 4x4 tile ``d`` of channel ``c`` at tile row ``row_first + i``, column ``b``.
 
     Tasks are ``(channel, tile row of the block)``; ``strip`` (4 rows of ``2 * tiles_w + 2``)
-    is the task's copy of the tile row's input, padding included.
+    is the task's copy of the tile row's input, padding included: padded row ``p`` is input
+    row ``row_map[p]`` and padded column ``j`` input column ``col_map[j]`` (-1: the fill), the
+    boundary rule evaluated once a call (:func:`boundary_maps`), so that the kernel compiles
+    without it; columns ``lo <= j < hi`` are the input's ``j - pad_left``.
 
     Parameters
     ----------
@@ -90,7 +93,24 @@ def input_tiles(x, row_first, tiles_h, tiles_w, pad_top, pad_left, pad_mode, fil
         r = row_first + i
         n = r // tiles_h
         a = r % tiles_h
-        pad_into(x[n, c], strip, 4, cols, 2 * a - pad_top, -pad_left, pad_mode, fill)
+        plane = x[n, c]
+        for e in range(4):
+            base = np.uintp(e * cols)
+            source = row_map[2 * a + e]
+            if source < 0:
+                for j in range(np.uintp(cols)):
+                    strip[base + j] = fill
+                continue
+            row = plane[source]
+            start = np.uintp(lo - pad_left)
+            for j in range(np.uintp(hi - lo)):
+                strip[base + np.uintp(lo) + j] = row[start + j]
+            for j in range(lo):
+                k = col_map[j]
+                strip[base + j] = row[k] if k >= 0 else fill
+            for j in range(hi, cols):
+                k = col_map[j]
+                strip[base + j] = row[k] if k >= 0 else fill
         # rows of B^T d, for every column of the strip (contiguous vector loops)
         for j in range(np.uintp(cols)):
             s0 = strip[j]
@@ -237,6 +257,20 @@ def gradient_tiles(grad_out, row_first, tiles_h, tiles_w, products, pair, task_l
             products[15, k, base + b] = -q3
 
 
+def boundary_maps(plan, rows, cols):
+    """``(row_map, col_map, lo, hi)`` of a padded ``rows x cols`` input extent starting at
+    ``(-pad_top, -pad_left)``: the input row and column each padded one reads (-1: the fill),
+    and the span of columns ``lo <= j < hi`` that read ``j - pad_left`` directly."""
+    h, w = plan.input_shape[2:]
+    row_map = np.array([source_index(i - plan.pad_top, h, plan.pad_mode) for i in range(rows)],
+                       dtype=np.int64)
+    col_map = np.array([source_index(j - plan.pad_left, w, plan.pad_mode) for j in range(cols)],
+                       dtype=np.int64)
+    lo = min(cols, plan.pad_left)
+    hi = max(lo, min(cols, plan.pad_left + w))
+    return row_map, col_map, lo, hi
+
+
 class _Tiles:
     """The tiling of one plan: 2x2 output tiles, blocks of whole tile rows (across images)."""
 
@@ -252,6 +286,7 @@ class _Tiles:
         self.block_rows = max(1, min(rows, fit))
         self.blocks = [(first, min(rows, first + self.block_rows))
                        for first in range(0, rows, self.block_rows)]
+        self._maps = boundary_maps(plan, 2 * self.tiles_h + 2, 2 * self.tiles_w + 2)
         size = 16 * self.block_rows * self.tiles_w
         self._inputs = np.empty(size * plan.input_shape[1], dtype=plan.dtype)
         self._products = np.empty(size * c_out, dtype=plan.dtype)
@@ -271,7 +306,7 @@ class _Tiles:
             return np.empty(4 * cols, dtype=plan.dtype)
 
         _pool.run(input_tiles, c_in * (last - first), x, first, self.tiles_h, self.tiles_w,
-                  plan.pad_top, plan.pad_left, plan.pad_mode, plan.dtype.type(plan.fill), tiles,
+                  plan.pad_left, *self._maps, plan.dtype.type(plan.fill), tiles,
                   work=TRANSFORM_WORK * tiles.size, scratch=scratch)
         return tiles
 
