@@ -30,7 +30,7 @@ import numpy as np
 
 from . import _pool, depthwise
 from .._validate import ZEROS
-from ._indexing import in_range_span, pad_into
+from ._indexing import boundary_maps, copy_with_maps, in_range_span
 from ._jit import helper, kernel
 
 #: The vector loops run over a multiple of this many samples (the samples past the span are
@@ -96,7 +96,7 @@ def _phase_base(i, stride_h, stride_w, phase_rows, phase_cols):
 @kernel
 def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
                    pad_mode, fill, c_out_g, rows, cols, phase_rows, phase_cols, stack, shifts,
-                   padded, line, acc, task_lo, task_hi):
+                   row_map, col_map, padded, line, acc, task_lo, task_hi):
     """``out[n, co]`` for tasks ``(co, group of stack images)``: copy the images' padded
     planes one after the other, each split into its stride phases; sum the taps over the
     flat span of them all.
@@ -118,6 +118,8 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
         block of a vector loop reads them)
     shifts : ndarray of uintp, shape (kH * kW,): where each tap's samples start in a plane's
         buffer (:func:`tap_shifts`)
+    row_map, col_map : ndarray of int64: the input row and column each padded one reads
+        (:func:`fastcorr.cpu._indexing.boundary_maps`)
     line : ndarray, shape (rows * cols,): a padded plane before it is split into phases (at
         strides, for the boundary rules other than zeros)
     """
@@ -160,7 +162,7 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
             # the whole padded plane through the boundary rule: in place at unit strides,
             # else into ``line`` and from there into its phases
             target = padded[slot:slot + plane] if unit else line
-            pad_into(src, target, rows, cols, -pad_top, -pad_left, pad_mode, fill)
+            copy_with_maps(src, target, rows, cols, row_map, col_map, lo, hi, pad_left, fill)
             if not unit:
                 for i in range(rows):
                     _phase_row(line[i * cols:(i + 1) * cols], 0, cols, 0, padded,
@@ -225,6 +227,7 @@ def correlate(x, weight, bias, out, plan):
               out, *plan.stride, *plan.dilation, plan.pad_top, plan.pad_left, plan.pad_mode,
               plan.dtype.type(plan.fill), c_out // plan.groups, rows, cols, phase_rows,
               phase_cols, stack, tap_shifts(plan, phase_rows, phase_cols),
+              *boundary_maps(plan, rows, cols)[:2],
               work=out.size * kh * kw + PLANE_WORK * n * c_out, scratch=scratch)
     return out
 

@@ -43,7 +43,7 @@ import numpy as np
 from .. import _validate as v
 from .. import config
 from . import _pool
-from .._boundary import source_index
+from ._indexing import boundary_maps, copy_with_maps
 from ._jit import helper, kernel
 
 #: Work units a transformed sample counts for when the pool sizes a transform's threads.
@@ -77,7 +77,7 @@ def input_tiles(x, row_first, tiles_h, tiles_w, pad_left, row_map, col_map, lo, 
     Tasks are ``(channel, tile row of the block)``; ``strip`` (4 rows of ``2 * tiles_w + 2``)
     is the task's copy of the tile row's input, padding included: padded row ``p`` is input
     row ``row_map[p]`` and padded column ``j`` input column ``col_map[j]`` (-1: the fill), the
-    boundary rule evaluated once a call (:func:`boundary_maps`), so that the kernel compiles
+    boundary rule evaluated once a call (:func:`fastcorr.cpu._indexing.boundary_maps`), so that the kernel compiles
     without it; columns ``lo <= j < hi`` are the input's ``j - pad_left``.
 
     Parameters
@@ -93,24 +93,8 @@ def input_tiles(x, row_first, tiles_h, tiles_w, pad_left, row_map, col_map, lo, 
         r = row_first + i
         n = r // tiles_h
         a = r % tiles_h
-        plane = x[n, c]
-        for e in range(4):
-            base = np.uintp(e * cols)
-            source = row_map[2 * a + e]
-            if source < 0:
-                for j in range(np.uintp(cols)):
-                    strip[base + j] = fill
-                continue
-            row = plane[source]
-            start = np.uintp(lo - pad_left)
-            for j in range(np.uintp(hi - lo)):
-                strip[base + np.uintp(lo) + j] = row[start + j]
-            for j in range(lo):
-                k = col_map[j]
-                strip[base + j] = row[k] if k >= 0 else fill
-            for j in range(hi, cols):
-                k = col_map[j]
-                strip[base + j] = row[k] if k >= 0 else fill
+        copy_with_maps(x[n, c], strip, 4, cols, row_map[2 * a:2 * a + 4], col_map, lo, hi,
+                       pad_left, fill)
         # rows of B^T d, for every column of the strip (contiguous vector loops)
         for j in range(np.uintp(cols)):
             s0 = strip[j]
@@ -255,20 +239,6 @@ def gradient_tiles(grad_out, row_first, tiles_h, tiles_w, products, pair, task_l
             products[13, k, base + b] = -q1
             products[14, k, base + b] = -q2
             products[15, k, base + b] = -q3
-
-
-def boundary_maps(plan, rows, cols):
-    """``(row_map, col_map, lo, hi)`` of a padded ``rows x cols`` input extent starting at
-    ``(-pad_top, -pad_left)``: the input row and column each padded one reads (-1: the fill),
-    and the span of columns ``lo <= j < hi`` that read ``j - pad_left`` directly."""
-    h, w = plan.input_shape[2:]
-    row_map = np.array([source_index(i - plan.pad_top, h, plan.pad_mode) for i in range(rows)],
-                       dtype=np.int64)
-    col_map = np.array([source_index(j - plan.pad_left, w, plan.pad_mode) for j in range(cols)],
-                       dtype=np.int64)
-    lo = min(cols, plan.pad_left)
-    hi = max(lo, min(cols, plan.pad_left + w))
-    return row_map, col_map, lo, hi
 
 
 class _Tiles:
