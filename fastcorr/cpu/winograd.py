@@ -67,6 +67,15 @@ def input_why_not(plan):
     return reason
 
 
+@helper
+def _task_tile_row(task, block_rows, row_first, tiles_h):
+    """Task ``(channel, tile row of the block)``: the channel, the row's index in the block,
+    and its image and tile row there (tile row ``r`` is row ``r % tiles_h`` of image
+    ``r // tiles_h``)."""
+    r = row_first + task % block_rows
+    return task // block_rows, task % block_rows, r // tiles_h, r % tiles_h
+
+
 @kernel
 def input_tiles(x, row_first, tiles_h, tiles_w, pad_left, row_map, col_map, lo, hi, fill,
                 tiles, strip, task_lo, task_hi):
@@ -88,11 +97,7 @@ def input_tiles(x, row_first, tiles_h, tiles_w, pad_left, row_map, col_map, lo, 
     block_rows = tiles.shape[2] // tiles_w
     cols = 2 * tiles_w + 2
     for task in range(task_lo, task_hi):
-        c = task // block_rows
-        i = task % block_rows
-        r = row_first + i
-        n = r // tiles_h
-        a = r % tiles_h
+        c, i, n, a = _task_tile_row(task, block_rows, row_first, tiles_h)
         copy_with_maps(x[n, c], strip, 4, cols, row_map[2 * a:2 * a + 4], col_map, lo, hi,
                        pad_left, fill)
         # rows of B^T d, for every column of the strip (contiguous vector loops)
@@ -142,11 +147,7 @@ def output_tiles(products, bias, row_first, tiles_h, tiles_w, out, pair, task_lo
     block_rows = products.shape[2] // tiles_w
     width = np.uintp(2 * tiles_w)
     for task in range(task_lo, task_hi):
-        k = task // block_rows
-        i = task % block_rows
-        r = row_first + i
-        n = r // tiles_h
-        a = r % tiles_h
+        k, i, n, a = _task_tile_row(task, block_rows, row_first, tiles_h)
         base = np.uintp(i * tiles_w)
         beta = bias[k]
         m0, m1, m2, m3 = (products[0, k, base:], products[1, k, base:], products[2, k, base:],
@@ -197,11 +198,7 @@ def gradient_tiles(grad_out, row_first, tiles_h, tiles_w, products, pair, task_l
     block_rows = products.shape[2] // tiles_w
     width = np.uintp(2 * tiles_w)
     for task in range(task_lo, task_hi):
-        k = task // block_rows
-        i = task % block_rows
-        r = row_first + i
-        n = r // tiles_h
-        a = r % tiles_h
+        k, i, n, a = _task_tile_row(task, block_rows, row_first, tiles_h)
         g = grad_out[n, k]
         for j in range(np.uintp(out_w), width):
             pair[j] = 0
