@@ -68,3 +68,7 @@ CUDA_STREAM_CHUNK_BYTES = 256 << 20
 #: Layers with one input channel per group whose output planes have at most this many pixels
 #: run "flat" (one vector loop per tap over each padded plane) instead of "taps".
 CPU_FLAT_MAX_PLANE = 28 * 28
+
+#: Grouped layers with 2 to this many input channels per group take "flat" too (their
+#: forward pass), instead of im2col's many small matrix products.
+CPU_FLAT_MAX_GROUP_CHANNELS = 16

@@ -140,10 +140,11 @@ def test_conv2d_equals_in_memory(n, c_in, c_out, kernel, kwargs, chunks, dtype):
     assert lazy.shape == expected.shape and lazy.dtype == expected.dtype
     with fastcorr.trace() as ran:
         got = lazy.compute(scheduler="sync")  # (the trace is the calling thread's)
-    implementations = {r.implementation for r in ran}
-    assert implementations == {r.implementation for r in ran_memory}
+    implementations = {r.implementation for r in ran} | {r.implementation for r in ran_memory}
     assert len(ran) == lazy.numblocks[0] * lazy.numblocks[1]
-    if implementations != {"gemm"}:
+    # a block holds whole groups but maybe not all of them, so it may take another kernel
+    # than the whole layer (a group's chunk is a dense layer); these sum in the taps' order
+    if implementations <= {"rows", "taps", "flat"}:
         assert np.array_equal(got, expected)
     assert_within(got, torch_conv2d(x, w, b, **kwargs), error_bound(x, w, b, dtype, **kwargs),
                   f"{kwargs}")

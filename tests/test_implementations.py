@@ -175,7 +175,12 @@ def test_the_tables_name_their_implementations():
     (((2, 32, 9, 9), (64, 32, 1, 1), dict(stride=2)), "pointwise"),  # a 1x1 layer
     (((2, 32, 9, 9), (64, 32, 1, 1), dict(padding=1)), "gemm"),      # padded: im2col
     (((1, 1, 60, 60), (1, 1, 3, 3), dict(stride=(1, 2))), "flat"),  # a column stride of 2
-    (((2, 4, 20, 20), (4, 2, 3, 3), dict(groups=2)), "rows"),   # two channels a group
+    (((2, 4, 20, 20), (4, 2, 3, 3), dict(groups=2)), "flat"),   # two channels a group
+    (((2, 32, 12, 12), (32, 4, 3, 3), dict(groups=8)), "flat"),  # ResNeXt-like groups
+    (((2, 32, 12, 12), (32, 4, 3, 3), dict(groups=8, stride=2)), "flat"),
+    (((2, 32, 12, 12), (32, 4, 3, 3), dict(groups=8, stride=3)), "gemm"),
+    (((2, 64, 10, 10), (64, 32, 3, 3), dict(groups=2)), "gemm"),  # 32 channels a group
+    (((2, 4, 20, 20), (4, 2, 1, 1), dict(groups=2)), "rows"),   # 1x1, two channels a group
 ])
 def test_direct_choice_by_layer_shape(layer, expected):
     input_shape, weight_shape, kwargs = layer
@@ -300,9 +305,9 @@ def test_auto_takes_winograd_for_stride_one_3x3_layers(dtype):
     assert ran_for(x, w, g) == ["winograd"] * 3
     assert {r.method for r in _trace(x, w)} == {"winograd"}
     assert ran_for(x, w, g, method="direct") == ["gemm"] * 3
-    # groups of 4 channels: im2col is as fast
+    # groups of 4 channels: the forward through "flat", the gradients through im2col
     w4 = rng.standard_normal((16, 4, 3, 3)).astype(dtype)
-    assert ran_for(x, w4, g, groups=4) == ["gemm"] * 3
+    assert ran_for(x, w4, g, groups=4) == ["flat", "gemm", "gemm"]
     assert ran_for(x[:, :, :7, :7], w, g[:, :, :7, :7]) == ["winograd"] * 3
     # a stride, a 5x5 kernel or a dilation: not Winograd's F(2x2, 3x3)
     with fastcorr.trace() as ran:
@@ -342,7 +347,8 @@ def test_winograd_matches_torch(kwargs, dtype):
     x = rng.standard_normal((2, 12 * groups, 17, 13)).astype(dtype)
     w = rng.standard_normal((12 * groups, 12, 3, 3)).astype(dtype)
     b = rng.standard_normal(12 * groups).astype(dtype)
-    with fastcorr.trace() as ran:
+    names = dict(forward="winograd", grad_input="winograd", grad_weight="winograd")
+    with _select.force("cpu", **names), fastcorr.trace() as ran:  # (groups: forward "flat")
         y = fastcorr.conv2d(x, w, b, **kwargs)
         g = rng.standard_normal(y.shape).astype(dtype)
         grads = fastcorr.conv2d_backward(g, x, w, output_mask=(True, True, False), **kwargs)
@@ -409,3 +415,36 @@ def test_flat_stacks_of_images_agree_bitwise_with_rows(mode):
             with _select.force("cpu", forward=name):
                 results.append(fastcorr.conv2d(x, w, b, groups=6, padding_mode=mode, **kwargs))
         assert np.array_equal(results[0], results[1]), (h, kwargs)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_flat_grouped_layers_agree_bitwise_with_rows(dtype):
+    """"flat" with several input channels per group (ResNeXt-like): every group's planes in
+    one buffer, the taps of every channel in order, bitwise the rows kernel on random
+    layers (groups, channel multipliers, kernels, strides, dilations, boundary rules)."""
+    rng = np.random.default_rng(12)
+    checked = 0
+    for _ in range(40):
+        groups, c_in_g, c_out_g = (int(v) for v in rng.integers(1, 5, 3))
+        kh, kw = (int(v) for v in rng.integers(1, 6, 2))
+        h, w = (int(v) for v in rng.integers(4, 30, 2))
+        mode = str(rng.choice(["zeros", "reflect", "replicate", "circular"]))
+        kwargs = dict(groups=groups, padding_mode=mode,
+                      padding=(int(rng.integers(0, kh)), int(rng.integers(0, kw))),
+                      stride=tuple(int(v) for v in rng.integers(1, 4, 2)),
+                      dilation=tuple(int(v) for v in rng.integers(1, 3, 2)))
+        x = rng.standard_normal((int(rng.integers(1, 5)), groups * c_in_g, h, w)).astype(dtype)
+        wt = rng.standard_normal((groups * c_out_g, c_in_g, kh, kw)).astype(dtype)
+        b = rng.standard_normal(groups * c_out_g).astype(dtype)
+        results = []
+        try:
+            for name in ("rows", "flat"):
+                with _select.force("cpu", forward=name), fastcorr.trace() as ran:
+                    results.append(fastcorr.conv2d(x, wt, b, **kwargs))
+                assert [r.implementation for r in ran] == [name]
+        except ValueError as exc:  # reflect padding as large as the input, and the like
+            assert "padding" in str(exc) or "larger than" in str(exc), exc
+            continue
+        assert np.array_equal(results[0], results[1]), kwargs
+        checked += 1
+    assert checked >= 25

@@ -149,7 +149,8 @@ def _auto_winograd(table, plan, operands):
     on Zen 4, float32, against im2col + BLAS: 1.1-1.9x for 16-512 channels at batch 8
     (forward and input gradient), 1.0-1.4x for groups of 16 channels, 0.9-1.0x for groups of
     4; weight gradients 1.1-2.5x, 7x7 planes included (512 channels: 28 -> 17 ms)."""
-    if table["winograd"].why_not(plan) is not None or not uses_gemm(plan):
+    if (table["winograd"].why_not(plan) is not None or not uses_gemm(plan)
+            or (table.operation == "forward" and _flat_groups(plan))):
         return False
     c_out, c_in_g = plan.weight_shape[:2]
     if min(c_in_g, c_out // plan.groups) < config.CPU_WINOGRAD_MIN_CHANNELS:
@@ -181,20 +182,33 @@ def _choose(direct_order):
 
 def _flat_pays(plan, shape):
     """Whether "flat" beats "taps" (one input channel per group): at unit strides on planes of
-    at most CPU_FLAT_MAX_PLANE pixels, and at a column stride of 2 (with a row stride of 1
-    or 2) on any plane. Measured, Zen 4, float32, batch 8, taps -> flat, ms: 3x3/2 on
+    at most CPU_FLAT_MAX_PLANE pixels (any plane: ``shape=None``), and at a column stride of
+    2 (with a row stride of 1 or 2) on any plane. Measured, Zen 4, float32, batch 8, taps -> flat, ms: 3x3/2 on
     32 x 224^2 8.9-9.9 -> 5.0-5.2, 7x7/2 on 64 x 112^2 8.6-9.8 -> 4.6-5.1, 5x5/2 on
     672 x 14^2 2.6-2.8 -> 2.2; a row stride alone (taps computes only the rows it needs)
     0.34-0.42 -> 0.50, stride 3 1.4 -> 2.4-2.6."""
     sh, sw = plan.stride
     if (sh, sw) == (1, 1):
-        return shape[2] * shape[3] <= config.CPU_FLAT_MAX_PLANE
+        return shape is None or shape[2] * shape[3] <= config.CPU_FLAT_MAX_PLANE
     return sw == 2 and sh <= 2
+
+
+def _flat_groups(plan):
+    """Grouped layers with few input channels per group (ResNeXt's 4 and 8): "flat" sums
+    each group's planes tap by tap, where im2col multiplied many small matrices (Zen 4,
+    float32, batch 8, gemm -> flat, ms: 128 channels on 56^2 in 32 groups 11.8-12.5 -> 4.3,
+    256 on 56^2 in 32 groups at stride 2 11.7-12.7 -> 6.0, 64 in 8 groups 6.8 -> 5.9, 256 on
+    14^2 in 16 groups 3.6 -> 1.8-1.9; a dense layer of 16 channels 3.3 -> 6.0)."""
+    c_in_g, kh, kw = plan.weight_shape[1:]
+    return (plan.groups > 1 and 1 < c_in_g <= config.CPU_FLAT_MAX_GROUP_CHANNELS
+            and kh * kw > 1 and _flat_pays(plan, None))
 
 
 def _forward_order(plan, operands):
     if plan.weight_shape[1] == 1:
         return ("flat", "taps", "rows") if _flat_pays(plan, plan.out_shape) else ("taps", "rows")
+    if _flat_groups(plan):
+        return ("flat",)
     return ("pointwise", "gemm") if uses_gemm(plan) else ("rows",)
 
 

@@ -1,4 +1,4 @@
-"""The "flat" implementation: depthwise layers on small planes, one vector loop per tap.
+"""The "flat" implementation: depthwise and grouped layers, one vector loop per tap.
 
 On a 7x7 or 14x14 plane the "taps" kernels spend more on each plane's set-up (bands, blocks
 of four rows, a taller buffer for short outputs) than on its few hundred multiply-adds. Here a
@@ -17,8 +17,13 @@ Each output sums the bias, then the taps row by row, the order of
 row kernel's (and so the "taps" kernels'). The input gradient at unit strides is the forward
 of the output gradient with the rotated kernel (:func:`fastcorr.cpu.depthwise.grad_input`).
 
-One input channel per group (depthwise layers, any channel multiplier, single-channel
-images); "direct" takes it over "taps" at unit strides for planes of at most
+With several input channels per group, a task takes one group: it copies the group's planes
+(each channel's stack one after the other) and adds, for each output channel, the taps of
+every input channel in turn (the rows kernel's order again). Any plan computes this way;
+"direct" takes it for grouped layers with 2 to ``config.CPU_FLAT_MAX_GROUP_CHANNELS`` input
+channels per group (ResNeXt's, see ``fastcorr.cpu._flat_groups``), and for one input channel
+per group (depthwise layers, any channel multiplier, single-channel images) over "taps" at
+unit strides for planes of at most
 ``fastcorr.config.CPU_FLAT_MAX_PLANE`` pixels, and at a column stride of 2 on any plane (see
 ``fastcorr.cpu._flat_pays``). Measured, Zen 4, float32, batch 8, forward, taps -> flat, ms,
 in one process: 3x3 at 960 channels on 7^2 1.6 -> 0.5-0.6; 7x7 at 384 on 14^2 3.9-4.8 ->
@@ -49,9 +54,7 @@ STACK_SAMPLES = 1024
 PLANE_WORK = 512
 
 def why_not(plan):
-    """None for one input channel per group, else why not."""
-    if plan.weight_shape[1] != 1:
-        return "it needs one input channel per group (single-channel images, depthwise layers)"
+    """None: the forward computes every plan (it pays for few input channels per group)."""
     return None
 
 
@@ -123,8 +126,10 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
     line : ndarray, shape (rows * cols,): a padded plane before it is split into phases (at
         strides, for the boundary rules other than zeros)
     """
-    n_batch = x.shape[0]
+    n_batch, c_in = x.shape[0], x.shape[1]
     c_out, n_taps = weight.shape
+    groups = c_out // c_out_g
+    c_in_g = c_in // groups
     out_h, out_w = out.shape[2], out.shape[3]
     h, w = x.shape[2], x.shape[3]
     n_stacks = (n_batch + stack - 1) // stack
@@ -135,80 +140,88 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
     # boundary rule cost a 7x7 plane as much as its taps)
     frame = pad_mode == ZEROS
     if frame:
-        for t in range(stack * plane):
+        for t in range(c_in_g * stack * plane):
             padded[t] = fill
     lo, hi = in_range_span(cols, 1, -pad_left, w)
     top, bottom = in_range_span(rows, 1, -pad_top, h)
     unit = stride_h == 1 and stride_w == 1
     for task in range(task_lo, task_hi):
-        co = task // n_stacks
+        g = task // n_stacks
         first = (task % n_stacks) * stack
         count = min(n_batch, first + stack) - first
-        for k in range(count):
-            src = x[first + k, co // c_out_g]
-            slot = k * plane
-            if frame:  # only the plane's samples inside: the frame holds the fill
-                for i in range(top, bottom):
-                    row = src[i - pad_top]
-                    if unit:
-                        dst = np.uintp(slot + i * cols + lo)
-                        start = np.uintp(lo - pad_left)
-                        for t in range(np.uintp(hi - lo)):
-                            padded[dst + t] = row[start + t]
-                    else:
-                        _phase_row(row, lo, hi, -pad_left, padded, slot + _phase_base(
-                            i, stride_h, stride_w, phase_rows, phase_cols), block, stride_w)
-                continue
-            # the whole padded plane through the boundary rule: in place at unit strides,
-            # else into ``line`` and from there into its phases
-            target = padded[slot:slot + plane] if unit else line
-            copy_with_maps(src, target, rows, cols, row_map, col_map, lo, hi, pad_left, fill)
-            if not unit:
-                for i in range(rows):
-                    _phase_row(line[i * cols:(i + 1) * cols], 0, cols, 0, padded,
-                               slot + _phase_base(i, stride_h, stride_w, phase_rows,
-                                                  phase_cols), block, stride_w)
+        for ci in range(c_in_g):  # each input channel's planes one after the other
+            for k in range(count):
+                src = x[first + k, g * c_in_g + ci]
+                slot = (ci * stack + k) * plane
+                if frame:  # only the plane's samples inside: the frame holds the fill
+                    for i in range(top, bottom):
+                        row = src[i - pad_top]
+                        if unit:
+                            dst = np.uintp(slot + i * cols + lo)
+                            start = np.uintp(lo - pad_left)
+                            for t in range(np.uintp(hi - lo)):
+                                padded[dst + t] = row[start + t]
+                        else:
+                            _phase_row(row, lo, hi, -pad_left, padded, slot + _phase_base(
+                                i, stride_h, stride_w, phase_rows, phase_cols), block,
+                                stride_w)
+                    continue
+                # the whole padded plane through the boundary rule: in place at unit
+                # strides, else into ``line`` and from there into its phases
+                target = padded[slot:slot + plane] if unit else line
+                copy_with_maps(src, target, rows, cols, row_map, col_map, lo, hi, pad_left,
+                               fill)
+                if not unit:
+                    for i in range(rows):
+                        _phase_row(line[i * cols:(i + 1) * cols], 0, cols, 0, padded,
+                                   slot + _phase_base(i, stride_h, stride_w, phase_rows,
+                                                      phase_cols), block, stride_w)
         span = (count - 1) * plane + (out_h - 1) * phase_cols + out_w
         length = np.uintp((span + LANES - 1) // LANES * LANES)  # whole blocks: no remainder
-        b = bias[co]
-        for t in range(length):
-            acc[t] = b
-        taps = weight[co]
-        # four taps a pass (in order, each added on its own: the rows kernel's sums) halve
-        # the passes' loads and stores of the sums
-        for tap in range(0, n_taps - n_taps % 4, 4):
-            w0, w1, w2, w3 = taps[tap], taps[tap + 1], taps[tap + 2], taps[tap + 3]
-            s0, s1, s2, s3 = shifts[tap], shifts[tap + 1], shifts[tap + 2], shifts[tap + 3]
+        for co in range(g * c_out_g, (g + 1) * c_out_g):
+            b = bias[co]
             for t in range(length):
-                acc[t] = (acc[t] + w0 * padded[s0 + t] + w1 * padded[s1 + t]
-                          + w2 * padded[s2 + t] + w3 * padded[s3 + t])
-        for tap in range(n_taps - n_taps % 4, n_taps):
-            w0, s0 = taps[tap], shifts[tap]
-            for t in range(length):
-                acc[t] += w0 * padded[s0 + t]
-        for k in range(count):
-            dst = out[first + k, co]
-            for i in range(out_h):
-                row = dst[i]
-                base = np.uintp(k * plane + i * phase_cols)
-                for j in range(np.uintp(out_w)):
-                    row[j] = acc[base + j]
+                acc[t] = b
+            taps = weight[co]
+            # four taps a pass (in order, each added on its own: the rows kernel's sums)
+            # halve the passes' loads and stores of the sums
+            for tap in range(0, n_taps - n_taps % 4, 4):
+                w0, w1, w2, w3 = taps[tap], taps[tap + 1], taps[tap + 2], taps[tap + 3]
+                s0, s1 = shifts[tap], shifts[tap + 1]
+                s2, s3 = shifts[tap + 2], shifts[tap + 3]
+                for t in range(length):
+                    acc[t] = (acc[t] + w0 * padded[s0 + t] + w1 * padded[s1 + t]
+                              + w2 * padded[s2 + t] + w3 * padded[s3 + t])
+            for tap in range(n_taps - n_taps % 4, n_taps):
+                w0, s0 = taps[tap], shifts[tap]
+                for t in range(length):
+                    acc[t] += w0 * padded[s0 + t]
+            for k in range(count):
+                dst = out[first + k, co]
+                for i in range(out_h):
+                    row = dst[i]
+                    base = np.uintp(k * plane + i * phase_cols)
+                    for j in range(np.uintp(out_w)):
+                        row[j] = acc[base + j]
 
 
-def tap_shifts(plan, phase_rows, phase_cols):
-    """Where each tap's samples start in a plane's buffer (row-major taps): the stride phase
-    of ``(p * dh, q * dw)``, then its row and column in the phase."""
-    kh, kw = plan.weight_shape[2:]
+def tap_shifts(plan, phase_rows, phase_cols, channel_pitch):
+    """Where each tap's samples start in a task's buffer, in the order of the weights'
+    ``(C_in/g, kH, kW)`` taps: the input channel's planes (``channel_pitch`` apart), the stride
+    phase of ``(p * dh, q * dw)``, then its row and column in the phase."""
+    c_in_g, kh, kw = plan.weight_shape[1:]
     (sh, sw), (dh, dw) = plan.stride, plan.dilation
     r = np.arange(kh)[:, None] * dh
     c = np.arange(kw)[None, :] * dw
     phase = (r % sh) * sw + c % sw
-    return ((phase * phase_rows + r // sh) * phase_cols + c // sw).ravel().astype(np.uintp)
+    within = ((phase * phase_rows + r // sh) * phase_cols + c // sw).ravel()
+    channels = np.arange(c_in_g)[:, None] * channel_pitch
+    return (channels + within[None, :]).ravel().astype(np.uintp)
 
 
 def correlate(x, weight, bias, out, plan):
     """Compute ``plan`` into ``out``."""
-    c_out = plan.weight_shape[0]
+    c_out, c_in_g, kh, kw = plan.weight_shape
     if bias is None:
         bias = np.zeros(c_out, dtype=plan.dtype)
     rows, cols, phase_rows, phase_cols = _extent(plan)
@@ -218,17 +231,17 @@ def correlate(x, weight, bias, out, plan):
     stack = max(1, min(n, STACK_SAMPLES // plane))
 
     def scratch():
-        return (np.zeros(stack * plane + LANES, dtype=plan.dtype),
+        return (np.zeros(c_in_g * stack * plane + LANES, dtype=plan.dtype),
                 np.empty(rows * cols if plan.stride != (1, 1) else 1, dtype=plan.dtype),
                 np.empty(stack * plane + LANES, dtype=plan.dtype))
 
-    kh, kw = plan.weight_shape[2:]
-    _pool.run(correlate_flat, c_out * -(-n // stack), x, weight.reshape(c_out, kh * kw), bias,
-              out, *plan.stride, *plan.dilation, plan.pad_top, plan.pad_left, plan.pad_mode,
+    _pool.run(correlate_flat, plan.groups * -(-n // stack), x,
+              weight.reshape(c_out, c_in_g * kh * kw), bias, out, *plan.stride,
+              *plan.dilation, plan.pad_top, plan.pad_left, plan.pad_mode,
               plan.dtype.type(plan.fill), c_out // plan.groups, rows, cols, phase_rows,
-              phase_cols, stack, tap_shifts(plan, phase_rows, phase_cols),
+              phase_cols, stack, tap_shifts(plan, phase_rows, phase_cols, stack * plane),
               *boundary_maps(plan, rows, cols)[:2],
-              work=out.size * kh * kw + PLANE_WORK * n * c_out, scratch=scratch)
+              work=out.size * c_in_g * kh * kw + PLANE_WORK * n * c_out, scratch=scratch)
     return out
 
 
