@@ -4,7 +4,8 @@
 operation      implementations (in :data:`TABLES`)
 =============  ==========================================================================
 forward        ``rows`` (any plan), ``taps`` (one input channel per group: single-channel
-               images, depthwise layers), ``flat`` (the same, for small planes), ``gemm``
+               images, depthwise layers), ``flat`` (the same, for small planes; grouped
+               layers with few channels per group), ``gemm``
                (im2col + BLAS: dense and grouped layers), ``pointwise`` (1x1, no padding),
                ``winograd`` (3x3, unit strides and dilations), ``fft`` (stride 1)
 grad_input     ``scatter`` (any plan), ``taps`` and ``flat`` (depthwise, unit strides, finite
