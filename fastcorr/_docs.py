@@ -32,6 +32,14 @@ backend : {None, "auto", "cpu", "cuda", "reference"}
 out : ndarray or device array, optional
     A C-contiguous array of the result's shape and dtype to write into (it is returned).
 ''',
+    "thread_count_errors": '''
+TypeError
+    If ``n`` is not a Python int (bools and NumPy integers included).
+ValueError
+    If ``n`` is not from 1 to :func:`max_threads`, or (as in :func:`max_threads`)
+    ``FASTCORR_NUM_THREADS`` or ``NUMBA_NUM_THREADS`` is set to something other than a
+    positive integer.
+''',
     "stream": '''
 stream : CUDA stream, optional
     ``backend="cuda"`` only: the stream to run on (a Numba, CuPy or torch stream, or a raw

@@ -25,6 +25,8 @@ import functools
 import os
 import threading
 
+from ._docs import fill_doc
+
 __all__ = ["blas_info", "get_num_threads", "max_threads", "num_threads", "set_num_threads"]
 
 _local = threading.local()
@@ -140,6 +142,7 @@ def _check_count(n):
     return n
 
 
+@fill_doc
 def set_num_threads(n):
     """Use ``n`` threads in fastcorr's CPU kernels, in every thread of the process that has no
     :func:`num_threads` context of its own.
@@ -155,12 +158,7 @@ def set_num_threads(n):
 
     Raises
     ------
-    TypeError
-        If ``n`` is not a Python int (bools and NumPy integers included).
-    ValueError
-        If ``n`` is not from 1 to :func:`max_threads`, or (as in :func:`max_threads`)
-        ``FASTCORR_NUM_THREADS`` or ``NUMBA_NUM_THREADS`` is set to something other than a
-        positive integer.
+    {{thread_count_errors}}
 
     See Also
     --------
@@ -188,6 +186,7 @@ def set_num_threads(n):
 
 
 @contextlib.contextmanager
+@fill_doc
 def num_threads(n):
     """A block in which the calling thread's fastcorr calls use ``n`` threads; the thread's
     previous setting is restored when the block ends (other threads are never affected).
@@ -206,12 +205,7 @@ def num_threads(n):
 
     Raises
     ------
-    TypeError
-        If ``n`` is not a Python int (bools and NumPy integers included).
-    ValueError
-        If ``n`` is not from 1 to :func:`max_threads`, or (as in :func:`max_threads`)
-        ``FASTCORR_NUM_THREADS`` or ``NUMBA_NUM_THREADS`` is set to something other than a
-        positive integer.
+    {{thread_count_errors}}
 
     See Also
     --------

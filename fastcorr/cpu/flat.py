@@ -99,7 +99,7 @@ def _phase_base(i, stride_h, stride_w, phase_rows, phase_cols):
 @kernel
 def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
                    pad_mode, fill, c_out_g, rows, cols, phase_rows, phase_cols, stack, shifts,
-                   row_map, col_map, padded, line, acc, task_lo, task_hi):
+                   row_map, col_map, lo, hi, padded, line, acc, task_lo, task_hi):
     """``out[n, co]`` for tasks ``(co, group of stack images)``: copy the images' padded
     planes one after the other, each split into its stride phases; sum the taps over the
     flat span of them all.
@@ -121,7 +121,8 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
         block of a vector loop reads them)
     shifts : ndarray of uintp, shape (kH * kW,): where each tap's samples start in a plane's
         buffer (:func:`tap_shifts`)
-    row_map, col_map : ndarray of int64: the input row and column each padded one reads
+    row_map, col_map, lo, hi : the input row and column each padded one reads, and the
+        padded columns that read the input directly
         (:func:`fastcorr.cpu._indexing.boundary_maps`)
     line : ndarray, shape (rows * cols,): a padded plane before it is split into phases (at
         strides, for the boundary rules other than zeros)
@@ -131,7 +132,7 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
     groups = c_out // c_out_g
     c_in_g = c_in // groups
     out_h, out_w = out.shape[2], out.shape[3]
-    h, w = x.shape[2], x.shape[3]
+    h = x.shape[2]
     n_stacks = (n_batch + stack - 1) // stack
     block = phase_rows * phase_cols
     plane = stride_h * stride_w * block
@@ -142,7 +143,6 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
     if frame:
         for t in range(c_in_g * stack * plane):
             padded[t] = fill
-    lo, hi = in_range_span(cols, 1, -pad_left, w)
     top, bottom = in_range_span(rows, 1, -pad_top, h)
     unit = stride_h == 1 and stride_w == 1
     for task in range(task_lo, task_hi):
@@ -240,7 +240,7 @@ def correlate(x, weight, bias, out, plan):
               *plan.dilation, plan.pad_top, plan.pad_left, plan.pad_mode,
               plan.dtype.type(plan.fill), c_out // plan.groups, rows, cols, phase_rows,
               phase_cols, stack, tap_shifts(plan, phase_rows, phase_cols, stack * plane),
-              *boundary_maps(plan, rows, cols)[:2],
+              *boundary_maps(plan, rows, cols),
               work=out.size * c_in_g * kh * kw + PLANE_WORK * n * c_out, scratch=scratch)
     return out
 
