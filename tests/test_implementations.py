@@ -395,21 +395,22 @@ def test_flat_images_with_a_fill_value_agree_bitwise_with_rows(boundary, dtype):
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "circular"])
 def test_flat_stacks_of_images_agree_bitwise_with_rows(mode):
     """"flat" stacks several images' planes of one channel in a task: stacks of every fill
-    (5 images in stacks of 2, 2 and 1; 5 in one stack of up to 8), strides and dilations."""
+    (5 images in stacks of 2, 2 and 1, at unit strides and with stride phases; 5 in one stack
+    of up to 12), strides and dilations."""
     from fastcorr.cpu import flat
 
     rng = np.random.default_rng(4)
     for h, kwargs in [(20, dict(padding=1)), (7, dict(padding=2, dilation=2)),
                       (9, dict(padding=(1, 2), stride=(1, 2))), (13, dict(padding=2, stride=2)),
-                      (14, dict(padding=(0, 3), stride=(3, 2), dilation=(2, 1)))]:
+                      (14, dict(padding=(0, 3), stride=(3, 2), dilation=(2, 1))),
+                      (40, dict(padding=1, stride=2))]:
         x = rng.standard_normal((5, 6, h, h)).astype(np.float32)
         w = rng.standard_normal((12, 1, 3, 3)).astype(np.float32)
         b = rng.standard_normal(12).astype(np.float32)
         plan = _plan(x, w, b, dict(dict(stride=1, dilation=1, groups=6, padding_mode=mode),
                                    **kwargs))
         _, _, phase_rows, phase_cols = flat._extent(plan)
-        plane = plan.stride[0] * plan.stride[1] * phase_rows * phase_cols
-        assert 1 < flat.STACK_SAMPLES // plane  # several images a stack
+        assert 1 < flat.STACK_SAMPLES // (phase_rows * phase_cols)  # several images a stack
         results = []
         for name in ("rows", "flat"):
             with _select.force("cpu", forward=name):

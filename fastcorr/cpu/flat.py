@@ -11,6 +11,9 @@ long vector loop, four taps a pass (the columns between rows and the rows betwee
 computed and dropped). With strides, each plane is stored as its ``sh * sw`` stride phases
 (sample ``(r, c)`` in phase ``(r % sh, c % sw)`` at ``(r // sh, c // sw)``), so that the
 outputs are again consecutive and each tap reads one phase: no sample is computed in vain.
+The stack keeps each phase of all its images together, so the taps' loops run over the
+images' first phases only (they had run over every phase of every image but the last, 4x the
+work on a stack of 14x14 planes at stride 2).
 
 Each output sums the bias, then the taps row by row, the order of
 :func:`fastcorr.cpu.rows.correlate_rows`, with the same products: the result is bitwise the
@@ -28,7 +31,9 @@ unit strides for planes of at most
 ``fastcorr.cpu._flat_pays``). Measured, Zen 4, float32, batch 8, forward, taps -> flat, ms,
 in one process: 3x3 at 960 channels on 7^2 1.6 -> 0.5-0.6; 7x7 at 384 on 14^2 3.9-4.8 ->
 1.4-1.7; 3x3 at 32 on 28^2 0.26-0.40 -> 0.17-0.25; 5x5/2 at 672 on 14^2 2.6-2.8 -> 2.2;
-3x3/2 at 96 on 112^2 5.9-6.3 -> 4.3.
+3x3/2 at 96 on 112^2 5.9-6.3 -> 4.3. Stacks by phase, with the column phases planned once a
+call (Zen 4, float32, batch 8, one thread, best of 75): 5x5/2 at 672 on 14^2 2.70 -> 1.14,
+at 240 on 28^2 1.83 -> 1.25; unit strides unchanged.
 """
 
 import numpy as np
@@ -43,10 +48,11 @@ from ._jit import helper, kernel
 #: iteration, and a remainder would run one sample at a time (on a 7x7 plane, all of it).
 LANES = 64
 
-#: A task stacks the planes of as many images (of one channel) as fill this many samples,
-#: one under the other, and runs each tap's vector loop over all of them at once (Zen 4,
-#: float32, batch 8, one plane -> stacked: 960 channels on 7^2 0.59-0.87 -> 0.40-0.69 ms,
-#: 576 on 14^2 0.71-1.23 -> 0.57-0.59 ms; 2048-8192 samples were no better).
+#: A task stacks the planes of as many images (of one channel) as fill this many output
+#: samples (a phase block of each), one under the other, and runs each tap's vector loop over
+#: all of them at once (Zen 4, float32, batch 8, one plane -> stacked: 960 channels on 7^2
+#: 0.59-0.87 -> 0.40-0.69 ms, 576 on 14^2 0.71-1.23 -> 0.57-0.59 ms; 2048-8192 samples were
+#: no better).
 STACK_SAMPLES = 1024
 
 #: A plane's padding and copying out count as this many multiply-adds when the pool decides
@@ -76,24 +82,35 @@ def _extent(plan):
 
 
 @helper
-def _phase_row(row, j_lo, j_hi, offset, buf, base, block, stride_w):
-    """Padded row samples ``j_lo <= j < j_hi`` (``row[j + offset]``) into their column
-    phases: sample ``j`` to phase ``j % sw`` at column ``j // sw``, from ``buf[base]`` (the
-    row's place in phase 0)."""
+def _column_phases(j_lo, j_hi, offset, stride_w, phase_pitch):
+    """How :func:`_phase_row` splits padded columns ``j_lo <= j < j_hi`` (``row[j + offset]``)
+    into the column phases: for each phase ``psi``, where its samples go (from the row's
+    place in phase 0; phases ``phase_pitch`` apart), where they start in ``row``, and how many
+    there are. Computed once a call: integer divisions by a stride cost a 14x14 plane more
+    than its copy."""
+    dst = np.empty(stride_w, dtype=np.intp)
+    src = np.empty(stride_w, dtype=np.intp)
+    count = np.empty(stride_w, dtype=np.intp)
     for psi in range(stride_w):  # padded columns psi, psi + sw, ...
         jj_lo = max(0, (j_lo - psi + stride_w - 1) // stride_w)
         jj_hi = max(jj_lo, (j_hi - psi + stride_w - 1) // stride_w)
-        dst = np.uintp(base + psi * block + jj_lo)
-        start = np.uintp(psi + stride_w * jj_lo + offset)
-        step = np.uintp(stride_w)
-        for t in range(np.uintp(jj_hi - jj_lo)):
-            buf[dst + t] = row[start + t * step]
+        dst[psi] = psi * phase_pitch + jj_lo
+        src[psi] = psi + stride_w * jj_lo + offset
+        count[psi] = jj_hi - jj_lo
+    return dst, src, count
 
 
 @helper
-def _phase_base(i, stride_h, stride_w, phase_rows, phase_cols):
-    """Where padded row ``i`` starts in phase ``(i % sh, 0)`` of a plane's buffer."""
-    return ((i % stride_h) * stride_w * phase_rows + i // stride_h) * phase_cols
+def _phase_row(row, offset, buf, base, phases, stride_w):
+    """A padded row into its column phases, as :func:`_column_phases` planned (``phases``),
+    from ``buf[base]``: sample ``j`` to phase ``j % sw`` at column ``j // sw``."""
+    dst, src, count = phases
+    step = np.uintp(stride_w)
+    for psi in range(stride_w):
+        at = np.uintp(base + dst[psi])
+        start = np.uintp(src[psi] + offset)
+        for t in range(np.uintp(count[psi])):
+            buf[at + t] = row[start + t * step]
 
 
 @kernel
@@ -105,10 +122,13 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
     flat span of them all.
 
     A padded plane's sample ``(r, c)`` goes to phase ``(r % sh, c % sw)``, at row ``r // sh``
-    and column ``c // sw`` of a ``phase_rows x phase_cols`` block. Output ``(i, j)`` then sits
-    at ``t = i * phase_cols + j``, and tap ``(p, q)`` reads the phase of ``(p*dh, q*dw)`` at
-    ``t`` plus a fixed offset, for every output at once (at unit strides there is one phase,
-    the padded plane itself).
+    and column ``c // sw`` of a ``phase_rows x phase_cols`` block. The buffer holds each input
+    channel's phases one after the other, and each phase the blocks of the stack's images
+    one after the other (``[channel][phase][image][block]``). Output ``(i, j)`` of the
+    stack's ``k``-th image then sits at ``t = k * block + i * phase_cols + j``, and tap
+    ``(p, q)`` reads the phase of ``(p*dh, q*dw)`` at ``t`` plus a fixed offset, for every
+    output at once; the span runs over phase ``(0, 0)`` alone (at unit strides there is one
+    phase, the padded plane itself).
 
     Parameters
     ----------
@@ -116,9 +136,10 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
     weight : ndarray, shape (C_out, kH * kW), C-contiguous: each kernel's taps, row-major
     bias : ndarray, shape (C_out,)
     out : ndarray, shape (N, C_out, H_out, W_out), C-contiguous; written
-    padded, acc : ndarray, shape (stack * plane + LANES,) with ``plane = sh * sw * phase_rows *
-        phase_cols``: the task's buffers (``padded``'s last LANES samples zero: the last
+    padded : ndarray, shape (C_in/groups * stack * plane + LANES,) with ``plane = sh * sw *
+        phase_rows * phase_cols``: the task's planes (the last LANES samples zero: the last
         block of a vector loop reads them)
+    acc : ndarray, shape (stack * phase_rows * phase_cols + LANES,): the sums
     shifts : ndarray of uintp, shape (kH * kW,): where each tap's samples start in a plane's
         buffer (:func:`tap_shifts`)
     row_map, col_map, lo, hi : the input row and column each padded one reads, and the
@@ -132,10 +153,13 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
     groups = c_out // c_out_g
     c_in_g = c_in // groups
     out_h, out_w = out.shape[2], out.shape[3]
-    h = x.shape[2]
+    h, w = x.shape[2], x.shape[3]
+    planes = x.reshape(n_batch * c_in, h * w)  # rows found by index arithmetic, no view each
+    out_planes = out.reshape(n_batch * c_out, out_h * out_w)
     n_stacks = (n_batch + stack - 1) // stack
     block = phase_rows * phase_cols
     plane = stride_h * stride_w * block
+    phase_pitch = stack * block  # between the phases of one channel's planes
     # zero padding: the samples outside the planes are the fill for every plane, so the
     # buffer is filled once and each plane copies only its samples inside (the per-row
     # boundary rule cost a 7x7 plane as much as its taps)
@@ -145,6 +169,13 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
             padded[t] = fill
     top, bottom = in_range_span(rows, 1, -pad_top, h)
     unit = stride_h == 1 and stride_w == 1
+    # where each padded row starts in its phase, and the column phases of the samples inside
+    # (the frame) and of whole rows
+    row_base = np.empty(rows, dtype=np.intp)
+    for i in range(rows):
+        row_base[i] = (i % stride_h) * stride_w * phase_pitch + (i // stride_h) * phase_cols
+    inside = _column_phases(lo, hi, -pad_left, stride_w, phase_pitch)
+    whole = _column_phases(0, cols, 0, stride_w, phase_pitch)
     for task in range(task_lo, task_hi):
         g = task // n_stacks
         first = (task % n_stacks) * stack
@@ -152,19 +183,19 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
         for ci in range(c_in_g):  # each input channel's planes one after the other
             for k in range(count):
                 src = x[first + k, g * c_in_g + ci]
-                slot = (ci * stack + k) * plane
+                slot = ci * stack * plane + k * block  # phase (0, 0) of the plane
                 if frame:  # only the plane's samples inside: the frame holds the fill
+                    flat_src = planes[(first + k) * c_in + g * c_in_g + ci]
                     for i in range(top, bottom):
-                        row = src[i - pad_top]
+                        offset = (i - pad_top) * w
                         if unit:
                             dst = np.uintp(slot + i * cols + lo)
-                            start = np.uintp(lo - pad_left)
+                            start = np.uintp(offset + lo - pad_left)
                             for t in range(np.uintp(hi - lo)):
-                                padded[dst + t] = row[start + t]
+                                padded[dst + t] = flat_src[start + t]
                         else:
-                            _phase_row(row, lo, hi, -pad_left, padded, slot + _phase_base(
-                                i, stride_h, stride_w, phase_rows, phase_cols), block,
-                                stride_w)
+                            _phase_row(flat_src, offset, padded, slot + row_base[i], inside,
+                                       stride_w)
                     continue
                 # the whole padded plane through the boundary rule: in place at unit
                 # strides, else into ``line`` and from there into its phases
@@ -173,10 +204,8 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
                                fill)
                 if not unit:
                     for i in range(rows):
-                        _phase_row(line[i * cols:(i + 1) * cols], 0, cols, 0, padded,
-                                   slot + _phase_base(i, stride_h, stride_w, phase_rows,
-                                                      phase_cols), block, stride_w)
-        span = (count - 1) * plane + (out_h - 1) * phase_cols + out_w
+                        _phase_row(line, i * cols, padded, slot + row_base[i], whole, stride_w)
+        span = (count - 1) * block + (out_h - 1) * phase_cols + out_w
         length = np.uintp((span + LANES - 1) // LANES * LANES)  # whole blocks: no remainder
         for co in range(g * c_out_g, (g + 1) * c_out_g):
             b = bias[co]
@@ -197,24 +226,27 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
                 for t in range(length):
                     acc[t] += w0 * padded[s0 + t]
             for k in range(count):
-                dst = out[first + k, co]
+                dst = out_planes[(first + k) * c_out + co]
                 for i in range(out_h):
-                    row = dst[i]
-                    base = np.uintp(k * plane + i * phase_cols)
+                    at = np.uintp(i * out_w)
+                    base = np.uintp(k * block + i * phase_cols)
                     for j in range(np.uintp(out_w)):
-                        row[j] = acc[base + j]
+                        dst[at + j] = acc[base + j]
 
 
-def tap_shifts(plan, phase_rows, phase_cols, channel_pitch):
+def tap_shifts(plan, phase_rows, phase_cols, channel_pitch, phase_pitch=None):
     """Where each tap's samples start in a task's buffer, in the order of the weights'
     ``(C_in/g, kH, kW)`` taps: the input channel's planes (``channel_pitch`` apart), the stride
-    phase of ``(p * dh, q * dw)``, then its row and column in the phase."""
+    phase of ``(p * dh, q * dw)`` (``phase_pitch`` apart, by default a block of
+    ``phase_rows x phase_cols``), then its row and column in the phase."""
     c_in_g, kh, kw = plan.weight_shape[1:]
     (sh, sw), (dh, dw) = plan.stride, plan.dilation
     r = np.arange(kh)[:, None] * dh
     c = np.arange(kw)[None, :] * dw
     phase = (r % sh) * sw + c % sw
-    within = ((phase * phase_rows + r // sh) * phase_cols + c // sw).ravel()
+    if phase_pitch is None:
+        phase_pitch = phase_rows * phase_cols
+    within = (phase * phase_pitch + (r // sh) * phase_cols + c // sw).ravel()
     channels = np.arange(c_in_g)[:, None] * channel_pitch
     return (channels + within[None, :]).ravel().astype(np.uintp)
 
@@ -225,21 +257,23 @@ def correlate(x, weight, bias, out, plan):
     if bias is None:
         bias = np.zeros(c_out, dtype=plan.dtype)
     rows, cols, phase_rows, phase_cols = _extent(plan)
-    plane = plan.stride[0] * plan.stride[1] * phase_rows * phase_cols
+    block = phase_rows * phase_cols
+    plane = plan.stride[0] * plan.stride[1] * block
     n = plan.out_shape[0]
-    # images a task stacks: as many as fill STACK_SAMPLES (the shape alone decides)
-    stack = max(1, min(n, STACK_SAMPLES // plane))
+    # images a task stacks: as many as fill STACK_SAMPLES outputs, a block each (the shape
+    # alone decides)
+    stack = max(1, min(n, STACK_SAMPLES // block))
 
     def scratch():
         return (np.zeros(c_in_g * stack * plane + LANES, dtype=plan.dtype),
                 np.empty(rows * cols if plan.stride != (1, 1) else 1, dtype=plan.dtype),
-                np.empty(stack * plane + LANES, dtype=plan.dtype))
+                np.empty(stack * block + LANES, dtype=plan.dtype))
 
     _pool.run(correlate_flat, plan.groups * -(-n // stack), x,
               weight.reshape(c_out, c_in_g * kh * kw), bias, out, *plan.stride,
               *plan.dilation, plan.pad_top, plan.pad_left, plan.pad_mode,
               plan.dtype.type(plan.fill), c_out // plan.groups, rows, cols, phase_rows,
-              phase_cols, stack, tap_shifts(plan, phase_rows, phase_cols, stack * plane),
+              phase_cols, stack, tap_shifts(plan, phase_rows, phase_cols, stack * plane, stack * block),
               *boundary_maps(plan, rows, cols),
               work=out.size * c_in_g * kh * kw + PLANE_WORK * n * c_out, scratch=scratch)
     return out
