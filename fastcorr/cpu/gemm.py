@@ -72,7 +72,8 @@ class _Blocks:
         """Fill ``cols`` with the patches of image ``x_n`` (C_in, H, W) for group ``g`` (every
         group for ``g=None``)."""
         first, count = (0, x_n.shape[0]) if g is None else (g * self.c_in_g, self.c_in_g)
-        _pool.run(im2col_rows, count, x_n, first, *self._geometry(row_first),
+        _pool.run(im2col_rows, count * self.plan.weight_shape[2], x_n, first,
+                  *self._geometry(row_first),
                   self.plan.dtype.type(self.plan.fill), cols, work=COPY_WORK * cols.size)
 
     def scatter(self, cols, g, row_first, grad_x_n):

@@ -1,8 +1,9 @@
 """im2col and its adjoint col2im for dense and grouped layers, a block of output rows at a time.
 
-Tasks are input channels: a task fills (or scatters back) the ``kH * kW`` patch rows of its
-channel, so :func:`fastcorr.cpu._pool.run` spreads a block's gather over the threads, and
-col2im's adds into a plane are one task's, in a fixed order.
+An im2col task fills the ``kW`` patch rows of one tap row of one input channel, so
+:func:`fastcorr.cpu._pool.run` spreads a block's gather over the threads even for the 3
+channels of an image; a col2im task scatters back every patch row of its channel, so the adds
+into a plane are one task's, in a fixed order.
 
 Rows are copied with unsigned indices into flat rows, not through row views and slice
 assignments: a 3x3 layer's patch matrix is made of many short rows (one per tap, channel and
@@ -18,7 +19,9 @@ from ._jit import kernel
 @kernel
 def im2col_rows(x, c_first, kh, kw, row_first, out_w, stride_h, stride_w, dil_h, dil_w,
                 pad_top, pad_left, pad_mode, fill, cols, task_lo, task_hi):
-    """Gather the patches of output rows ``row_first ...`` of channels ``c_first + task``.
+    """Gather the patches of output rows ``row_first ...``: task ``c * kh + p`` fills the
+    patch rows of tap row ``p`` of channel ``c_first + c`` (a layer of 3 input channels has
+    21 tasks for a 7x7 kernel, not 3 for 2 threads to share).
 
     Parameters
     ----------
@@ -31,37 +34,37 @@ def im2col_rows(x, c_first, kh, kw, row_first, out_w, stride_h, stride_w, dil_h,
     """
     h, w = x.shape[1], x.shape[2]
     n_rows = cols.shape[1] // out_w
-    for c in range(task_lo, task_hi):
+    for task in range(task_lo, task_hi):
+        c, p = task // kh, task % kh
         plane = x[c_first + c]
-        for p in range(kh):
-            for q in range(kw):
-                dst = cols[(c * kh + p) * kw + q]
-                offset = q * dil_w - pad_left
-                lo, hi = in_range_span(out_w, stride_w, offset, w)
-                for i in range(n_rows):
-                    base = i * out_w
-                    r = source_index((row_first + i) * stride_h + p * dil_h - pad_top, h,
-                                     pad_mode)
-                    if r < 0:
-                        for j in range(np.uintp(base), np.uintp(base + out_w)):
-                            dst[j] = fill
-                        continue
-                    src = plane[r]
-                    if stride_w == 1:
-                        first, start = np.uintp(base + lo), np.uintp(lo + offset)
-                        for t in range(np.uintp(hi - lo)):
-                            dst[first + t] = src[start + t]
-                    else:
-                        first, start = np.uintp(base + lo), np.uintp(lo * stride_w + offset)
-                        step = np.uintp(stride_w)
-                        for t in range(np.uintp(hi - lo)):
-                            dst[first + t] = src[start + t * step]
-                    for j in range(lo):
-                        k = source_index(j * stride_w + offset, w, pad_mode)
-                        dst[base + j] = src[k] if k >= 0 else fill
-                    for j in range(hi, out_w):
-                        k = source_index(j * stride_w + offset, w, pad_mode)
-                        dst[base + j] = src[k] if k >= 0 else fill
+        for q in range(kw):
+            dst = cols[(c * kh + p) * kw + q]
+            offset = q * dil_w - pad_left
+            lo, hi = in_range_span(out_w, stride_w, offset, w)
+            for i in range(n_rows):
+                base = i * out_w
+                r = source_index((row_first + i) * stride_h + p * dil_h - pad_top, h,
+                                 pad_mode)
+                if r < 0:
+                    for j in range(np.uintp(base), np.uintp(base + out_w)):
+                        dst[j] = fill
+                    continue
+                src = plane[r]
+                if stride_w == 1:
+                    first, start = np.uintp(base + lo), np.uintp(lo + offset)
+                    for t in range(np.uintp(hi - lo)):
+                        dst[first + t] = src[start + t]
+                else:
+                    first, start = np.uintp(base + lo), np.uintp(lo * stride_w + offset)
+                    step = np.uintp(stride_w)
+                    for t in range(np.uintp(hi - lo)):
+                        dst[first + t] = src[start + t * step]
+                for j in range(lo):
+                    k = source_index(j * stride_w + offset, w, pad_mode)
+                    dst[base + j] = src[k] if k >= 0 else fill
+                for j in range(hi, out_w):
+                    k = source_index(j * stride_w + offset, w, pad_mode)
+                    dst[base + j] = src[k] if k >= 0 else fill
 
 
 @kernel
