@@ -104,7 +104,9 @@ def grad_weight_spans(grad_out, x, partial, dil_h, dil_w, pad_top, pad_left, pad
     lays their output gradients out at the same row pitch (``framed``): the gradient of tap
     ``(p, q)`` is then one long vector loop, ``sum_t framed[t] * padded[t + p*dh*cols + q*dw]``
     over the flattened plane (the columns between rows are zeros), summed over the chunk's
-    images into ``acc`` and reduced in a fixed order.
+    images into ``acc`` and reduced in a fixed order. The loops run over whole blocks of
+    LANES samples (``framed`` holds zeros past each span): a 7x7 plane's span of 61 samples
+    had run one sample at a time, LLVM's vector loop taking 64 an iteration.
     """
     n_batch = x.shape[0]
     n_chunks, c_out, _, kh, kw = partial.shape
@@ -114,6 +116,7 @@ def grad_weight_spans(grad_out, x, partial, dil_h, dil_w, pad_top, pad_left, pad
     cols = out_w + (kw - 1) * dil_w
     plane = rows * cols
     span = np.uintp((out_h - 1) * cols + out_w)
+    length = np.uintp((span + LANES - 1) // LANES * LANES)  # whole blocks, zeros past span
     for task in range(task_lo, task_hi):
         chunk = task // c_out
         co = task % c_out
@@ -123,7 +126,7 @@ def grad_weight_spans(grad_out, x, partial, dil_h, dil_w, pad_top, pad_left, pad
         for k in range(count):
             pad_into(x[first + k, c], padded[k * plane:(k + 1) * plane], rows, cols, -pad_top,
                      -pad_left, pad_mode, fill)
-            base = np.uintp(k * span)
+            base = np.uintp(k * length)
             g = grad_out[first + k, co]
             for i in range(out_h):
                 row = base + np.uintp(i * cols)
@@ -132,17 +135,19 @@ def grad_weight_spans(grad_out, x, partial, dil_h, dil_w, pad_top, pad_left, pad
                 if i < out_h - 1:
                     for j in range(np.uintp(out_w), np.uintp(cols)):
                         framed[row + j] = 0
+            for t in range(base + span, base + length):
+                framed[t] = 0
         for p in range(kh):
             for q in range(kw):
                 shift = np.uintp(p * dil_h * cols + q * dil_w)
-                for t in range(span):
+                for t in range(length):
                     acc[t] = 0
                 for k in range(count):
-                    g_base = np.uintp(k * span)
+                    g_base = np.uintp(k * length)
                     x_base = np.uintp(k * plane) + shift
-                    for t in range(span):
+                    for t in range(length):
                         acc[t] += framed[g_base + t] * padded[x_base + t]
-                partial[chunk, co, 0, p, q] = _sum_in_lanes(acc, span, lanes)
+                partial[chunk, co, 0, p, q] = _sum_in_lanes(acc, length, lanes)
 
 
 @kernel
@@ -206,10 +211,13 @@ def grad_weight(grad_out, x, grad_w, plan):
     if (sh, sw) == (1, 1):
         span = (out_h - 1) * cols + out_w
 
+        length = -(-span // LANES) * LANES
+
         def scratch():
-            return (np.empty(per_chunk * plane, dtype=plan.dtype),
-                    np.empty(per_chunk * span, dtype=plan.dtype),
-                    np.empty(span, dtype=plan.dtype), np.empty(LANES, dtype=plan.dtype))
+            # (the last image's blocks read up to LANES samples past its plane: zeros)
+            return (np.zeros(per_chunk * plane + LANES, dtype=plan.dtype),
+                    np.empty(per_chunk * length, dtype=plan.dtype),
+                    np.empty(length, dtype=plan.dtype), np.empty(LANES, dtype=plan.dtype))
 
         _pool.run(grad_weight_spans, tasks, grad_out, x, partial, dh, dw, *common, work=work,
                   scratch=scratch)
