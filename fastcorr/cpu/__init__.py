@@ -75,8 +75,12 @@ def _geometry(plan):
 def _lazy(module, name):
     """``module.name`` called through a wrapper that imports the module on first use (the
     kernels' modules are imported when a kernel is first needed, never at import)."""
+    found = []
+
     def call(*args):
-        return getattr(importlib.import_module(f"{__name__}.{module}"), name)(*args)
+        if not found:  # (looking the module up each call cost a small call 4 us)
+            found.append(getattr(importlib.import_module(f"{__name__}.{module}"), name))
+        return found[0](*args)
 
     call.__name__ = f"{module}.{name}"
     return call
@@ -137,9 +141,7 @@ def _auto_fft(table, plan, operands, direct):
 
     if table["fft"].why_not(plan) is not None:
         return False
-    count = threads.get_num_threads()
-    if (cost.fft_seconds(plan, count, operation=table.operation)
-            >= cost.direct_seconds(plan, direct, count)):
+    if not cost.fft_predicted_faster(plan, direct, threads.get_num_threads(), table.operation):
         return False
     return operands is None or operands.finite()
 

@@ -16,6 +16,7 @@ thread; the predictions divide by the threads used.
   plus the padded copy of the input.
 """
 
+import functools
 import math
 
 from . import fft as _fft
@@ -75,6 +76,15 @@ def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
     else:
         seconds = macs * constants["rows"]
     return constants["call"] + _scale(plan) * seconds / max(1, threads)
+
+
+@functools.lru_cache(maxsize=1024)
+def fft_predicted_faster(plan, direct, threads, operation):
+    """Whether the FFT path is predicted faster than the direct implementation ``direct``
+    for ``operation`` on ``threads`` threads (remembered per plan: a layer is called again
+    and again, and the prediction cost a small call 10 us)."""
+    return (fft_seconds(plan, threads, operation=operation)
+            < direct_seconds(plan, direct, threads))
 
 
 def _fft_work(plan):
