@@ -57,6 +57,9 @@ def _steps(dtype):
         forced("flat", dict(forward="flat", grad_input="flat"),
                lambda: fastcorr.conv2d_backward(gd, x, dw, groups=4, **layer)
                + (fastcorr.conv2d(x, dw, groups=4, **layer),)),
+        forced("strided depthwise gradients", dict(grad_input="flat", grad_weight="planes"),
+               lambda: fastcorr.conv2d_backward(arr(2, 4, 5, 5), x, dw, groups=4, stride=2,
+                                                padding=1)),
         forced("winograd", dict(forward="winograd", grad_input="winograd",
                                 grad_weight="winograd"),
                lambda: fastcorr.conv2d_backward(g, x, w, **layer)

@@ -374,6 +374,40 @@ def test_auto_takes_flat_for_depthwise_layers_on_small_planes(kernel):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kernel, stride, padding", [
+    (5, 2, 2),          # EfficientNet's 5x5/2
+    (3, (1, 2), 1),     # a column stride alone
+    (2, 3, (1, 0)),     # phases no tap reaches (stride above the kernel): zeros
+    (4, (3, 2), (2, 3)),
+])
+def test_auto_takes_flat_by_phases_for_strided_depthwise_input_gradients(kernel, stride,
+                                                                         padding, dtype):
+    """At strides the depthwise input gradient runs "flat" by stride phases (zero padding),
+    several images a stack; it agrees with the reference within the direct bound; weights
+    with an infinity take "scatter" (the phases multiply them by the frame's zeros)."""
+    rng = np.random.default_rng(kernel)
+    x = rng.standard_normal((5, 6, 11, 13)).astype(dtype)
+    w = rng.standard_normal((6, 1, kernel, kernel)).astype(dtype)
+    kwargs = dict(stride=stride, padding=padding, groups=6)
+    g = rng.standard_normal(fastcorr.conv2d(x, w, **kwargs).shape).astype(dtype)
+    mask = (True, False, False)
+    with fastcorr.trace() as ran:
+        got = fastcorr.conv2d_backward(g, x, w, output_mask=mask, **kwargs)[0]
+    assert [r.implementation for r in ran] == ["flat"]
+    with fastcorr.trace():
+        expected = fastcorr.conv2d_backward(g, x, w, output_mask=mask, backend="reference",
+                                            **kwargs)[0]
+        scale = fastcorr.conv2d_backward(np.abs(g), x, np.abs(w), output_mask=mask,
+                                         backend="reference", **kwargs)[0]
+    terms = w[:, 0].size + 2
+    assert np.all(np.abs(got - expected) <= terms * np.finfo(dtype).eps * scale)
+    w[0, 0, 0, 0] = np.inf
+    with fastcorr.trace() as ran:
+        fastcorr.conv2d_backward(g, x, w, output_mask=mask, **kwargs)
+    assert [r.implementation for r in ran] == ["scatter"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("boundary", ["fill", "symm", "wrap"])
 def test_flat_images_with_a_fill_value_agree_bitwise_with_rows(boundary, dtype):
     """Single-channel images through "flat": the fill value frames every plane (the frame is

@@ -37,6 +37,7 @@ at 240 on 28^2 1.83 -> 1.25; unit strides unchanged.
 """
 
 import functools
+from dataclasses import replace
 
 import numpy as np
 
@@ -67,9 +68,15 @@ def why_not(plan):
 
 
 def input_why_not(plan):
-    """None when the "flat" input gradient computes ``plan``, else why not."""
-    reason = depthwise.input_why_not(plan)
-    return reason if reason is not None else why_not(plan)
+    """None when the "flat" input gradient computes ``plan``, else why not: one output channel
+    per input channel, at unit strides, or at any stride with zero padding and unit
+    dilations (one sum of taps per stride phase of the input, :func:`grad_input`)."""
+    if plan.stride == (1, 1):
+        return depthwise.input_why_not(plan)
+    reason = depthwise.input_why_not(replace(plan, stride=(1, 1)))
+    if reason is None and (plan.pad_mode != ZEROS or plan.dilation != (1, 1)):
+        reason = "at strides it needs zero padding and unit dilations"
+    return reason
 
 
 def _extent(plan):
@@ -293,6 +300,147 @@ def correlate(x, weight, bias, out, plan):
     return out
 
 
+@kernel
+def grad_input_phases(grad_out, weight, grad_x, stride_h, stride_w, top, left, rows, cols,
+                      stack, phase_geometry, phase_first, taps, shifts, padded, acc, task_lo,
+                      task_hi):
+    """The input gradient of a strided depthwise layer, tasks ``(c, stack of images)``: copy
+    the output gradient's planes into a zero frame (``rows x cols`` a plane, the plane at
+    ``(top, left)``), then for each stride phase ``(a, b)`` of the input sum its taps over
+    the flat span of the stack, as :func:`correlate_flat` does, and store the sums at input
+    rows ``a + sh * u``, columns ``b + sw * v``.
+
+    Parameters
+    ----------
+    grad_out : ndarray, shape (N, C, H_out, W_out), C-contiguous
+    weight : ndarray, shape (C, kH * kW), C-contiguous
+    grad_x : ndarray, shape (N, C, H, W), C-contiguous; written
+    phase_geometry : ndarray of int64, shape (sh * sw, 4): each phase's ``(a, b, rows,
+        columns)``
+    phase_first : ndarray of int64, shape (sh * sw + 1,): where each phase's taps start in
+        ``taps`` and ``shifts``
+    taps, shifts : ndarray of int64 and uintp: each phase's taps (indices into a kernel's
+        ``kH * kW``), in the order they are summed, and where each reads in a plane's buffer
+    padded : ndarray, shape (stack * rows * cols + LANES,): zeros around the planes
+    acc : ndarray, shape (stack * rows * cols + LANES,): the sums
+    """
+    n_batch, c = grad_out.shape[0], grad_out.shape[1]
+    out_h, out_w = grad_out.shape[2], grad_out.shape[3]
+    h, w = grad_x.shape[2], grad_x.shape[3]
+    plane = rows * cols
+    sources = grad_out.reshape(n_batch * c, out_h * out_w)
+    targets = grad_x.reshape(n_batch * c, h * w)
+    n_stacks = (n_batch + stack - 1) // stack
+    for t in range(padded.shape[0]):  # the frame: written once, the planes only inside
+        padded[t] = 0
+    step = np.uintp(stride_w)
+    for task in range(task_lo, task_hi):
+        ch = task // n_stacks
+        first = (task % n_stacks) * stack
+        count = min(n_batch, first + stack) - first
+        for k in range(count):
+            src = sources[(first + k) * c + ch]
+            for i in range(out_h):
+                at = np.uintp(k * plane + (i + top) * cols + left)
+                start = np.uintp(i * out_w)
+                for j in range(np.uintp(out_w)):
+                    padded[at + j] = src[start + j]
+        kernel_taps = weight[ch]
+        for phase in range(phase_geometry.shape[0]):
+            a, b = phase_geometry[phase, 0], phase_geometry[phase, 1]
+            height, width = phase_geometry[phase, 2], phase_geometry[phase, 3]
+            if height == 0 or width == 0:
+                continue
+            span = (count - 1) * plane + (height - 1) * cols + width
+            length = np.uintp((span + LANES - 1) // LANES * LANES)
+            for t in range(length):
+                acc[t] = 0
+            lo, hi = phase_first[phase], phase_first[phase + 1]
+            # four taps a pass, each added on its own, as in correlate_flat
+            for m in range(lo, hi - (hi - lo) % 4, 4):
+                w0, w1 = kernel_taps[taps[m]], kernel_taps[taps[m + 1]]
+                w2, w3 = kernel_taps[taps[m + 2]], kernel_taps[taps[m + 3]]
+                s0, s1, s2, s3 = shifts[m], shifts[m + 1], shifts[m + 2], shifts[m + 3]
+                for t in range(length):
+                    acc[t] = (acc[t] + w0 * padded[s0 + t] + w1 * padded[s1 + t]
+                              + w2 * padded[s2 + t] + w3 * padded[s3 + t])
+            for m in range(hi - (hi - lo) % 4, hi):
+                w0, s0 = kernel_taps[taps[m]], shifts[m]
+                for t in range(length):
+                    acc[t] += w0 * padded[s0 + t]
+            for k in range(count):
+                dst = targets[(first + k) * c + ch]
+                for u in range(height):
+                    at = np.uintp((a + stride_h * u) * w + b)
+                    base = np.uintp(k * plane + u * cols)
+                    for v in range(np.uintp(width)):
+                        dst[at + v * step] = acc[base + v]
+
+
+def _phase_taps(phase, kernel, pad, stride, size):
+    """One stride phase of the input along one axis, for :func:`grad_input`: the taps ``p``
+    that reach input index ``phase + stride * u`` (from output ``u + e``, ``e = (phase + pad -
+    p) // stride``), in the order of ``e`` (``p`` decreasing: the kernel rotated), the first
+    ``e``, and how many indices the phase has."""
+    reach = [p for p in range(kernel - 1, -1, -1) if (phase + pad - p) % stride == 0]
+    first = (phase + pad - reach[0]) // stride if reach else 0
+    return reach, first, len(range(phase, size, stride))
+
+
+@functools.lru_cache(maxsize=256)
+def _phases(plan):
+    """The arguments of :func:`grad_input_phases` that depend on the plan alone: ``(top,
+    left, rows, cols, stack, phase_geometry, phase_first, taps, shifts)``."""
+    n, c, h, w = plan.input_shape
+    out_h, out_w = plan.out_shape[2:]
+    (sh, sw), (kh, kw) = plan.stride, plan.weight_shape[2:]
+    row_phases = [_phase_taps(a, kh, plan.pad_top, sh, h) for a in range(sh)]
+    col_phases = [_phase_taps(b, kw, plan.pad_left, sw, w) for b in range(sw)]
+    # the frame: room for every phase's first and last offsets
+    top = max([0] + [-first for reach, first, _ in row_phases if reach])
+    left = max([0] + [-first for reach, first, _ in col_phases if reach])
+    rows = top + max([out_h] + [first + len(reach) - 1 + size for reach, first, size
+                                in row_phases if reach])
+    cols = left + max([out_w] + [first + len(reach) - 1 + size for reach, first, size
+                                 in col_phases if reach])
+    stack = max(1, min(n, STACK_SAMPLES // (rows * cols)))
+    geometry, starts, taps, shifts = [], [0], [], []
+    for a, (row_reach, row_first, height) in enumerate(row_phases):
+        for b, (col_reach, col_first, width) in enumerate(col_phases):
+            geometry.append((a, b, height, width))
+            for mr, p in enumerate(row_reach):
+                for mc, q in enumerate(col_reach):
+                    taps.append(p * kw + q)
+                    shifts.append((row_first + mr + top) * cols + col_first + mc + left)
+            starts.append(len(taps))
+    return (top, left, rows, cols, stack, np.array(geometry, dtype=np.int64).reshape(-1, 4),
+            np.array(starts, dtype=np.int64), np.array(taps, dtype=np.int64),
+            np.array(shifts, dtype=np.uintp))
+
+
 def grad_input(grad_out, weight, grad_x, plan):
-    """Write the gradient with respect to the input into ``grad_x`` (overwritten)."""
-    return depthwise.grad_input(grad_out, weight, grad_x, plan, forward=correlate)
+    """Write the gradient with respect to the input into ``grad_x`` (overwritten).
+
+    At unit strides, the forward of the output gradient with the rotated kernel
+    (:func:`fastcorr.cpu.depthwise.grad_input`). At strides, input row ``r = a + sh * u`` (of
+    row phase ``a``) receives ``g[u + e] * w[p]`` from the taps ``p`` with ``(a + pad_top - p)
+    % sh == 0``, ``e = (a + pad_top - p) // sh``, and the same for the columns: each of the
+    ``sh * sw`` phases of the input gradient is a stride-1 correlation of the output gradient
+    with those taps of the kernel, rotated (:func:`_phase_taps`). One task computes every
+    phase of one channel from one copy of its output gradient planes
+    (:func:`grad_input_phases`).
+    """
+    if plan.stride == (1, 1):
+        return depthwise.grad_input(grad_out, weight, grad_x, plan, forward=correlate)
+    top, left, rows, cols, stack, *tables = _phases(plan)
+    n, c = plan.input_shape[:2]
+    kh, kw = plan.weight_shape[2:]
+
+    def scratch():
+        return (np.empty(stack * rows * cols + LANES, dtype=plan.dtype),
+                np.empty(stack * rows * cols + LANES, dtype=plan.dtype))
+
+    _pool.run(grad_input_phases, c * -(-n // stack), grad_out, weight.reshape(c, kh * kw),
+              grad_x, *plan.stride, top, left, rows, cols, stack, *tables,
+              work=grad_out.size * kh * kw + PLANE_WORK * n * c, scratch=scratch)
+    return grad_x
