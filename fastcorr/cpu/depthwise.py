@@ -18,7 +18,7 @@ import numpy as np
 from .. import _validate as v
 from .. import config
 from . import _pool, taps
-from ._indexing import pad_into
+from ._indexing import in_range_span, pad_into
 from ._jit import helper, kernel
 from .rows import fold_planes
 
@@ -107,6 +107,10 @@ def grad_weight_spans(grad_out, x, partial, dil_h, dil_w, pad_top, pad_left, pad
     images into ``acc`` and reduced in a fixed order. The loops run over whole blocks of
     LANES samples (``framed`` holds zeros past each span): a 7x7 plane's span of 61 samples
     had run one sample at a time, LLVM's vector loop taking 64 an iteration.
+
+    The zeros of ``framed`` and, with zero padding, the fill around the planes in ``padded``
+    are written once a call, then each task copies only the samples inside (padding a 7x7
+    plane row by row through the boundary rule cost more than its taps).
     """
     n_batch = x.shape[0]
     n_chunks, c_out, _, kh, kw = partial.shape
@@ -117,6 +121,17 @@ def grad_weight_spans(grad_out, x, partial, dil_h, dil_w, pad_top, pad_left, pad
     plane = rows * cols
     span = np.uintp((out_h - 1) * cols + out_w)
     length = np.uintp((span + LANES - 1) // LANES * LANES)  # whole blocks, zeros past span
+    n_in, h, w = x.shape[1], x.shape[2], x.shape[3]
+    planes = x.reshape(n_batch * n_in, h * w)
+    gradients = grad_out.reshape(n_batch * c_out, out_h * out_w)
+    for t in range(framed.shape[0]):
+        framed[t] = 0
+    frame = pad_mode == v.ZEROS
+    if frame:
+        for t in range(padded.shape[0]):
+            padded[t] = fill
+    top, bottom = in_range_span(rows, 1, -pad_top, h)
+    lo, hi = in_range_span(cols, 1, -pad_left, w)
     for task in range(task_lo, task_hi):
         chunk = task // c_out
         co = task % c_out
@@ -124,19 +139,23 @@ def grad_weight_spans(grad_out, x, partial, dil_h, dil_w, pad_top, pad_left, pad
         first = chunk * images_per_chunk
         count = min(n_batch, first + images_per_chunk) - first
         for k in range(count):
-            pad_into(x[first + k, c], padded[k * plane:(k + 1) * plane], rows, cols, -pad_top,
-                     -pad_left, pad_mode, fill)
+            if frame:  # only the samples inside: the frame holds the fill
+                src = planes[(first + k) * n_in + c]
+                for i in range(top, bottom):
+                    at = np.uintp(k * plane + i * cols + lo)
+                    start = np.uintp((i - pad_top) * w + lo - pad_left)
+                    for t in range(np.uintp(hi - lo)):
+                        padded[at + t] = src[start + t]
+            else:
+                pad_into(x[first + k, c], padded[k * plane:(k + 1) * plane], rows, cols,
+                         -pad_top, -pad_left, pad_mode, fill)
             base = np.uintp(k * length)
-            g = grad_out[first + k, co]
+            g = gradients[(first + k) * c_out + co]
             for i in range(out_h):
                 row = base + np.uintp(i * cols)
+                start = np.uintp(i * out_w)
                 for j in range(np.uintp(out_w)):
-                    framed[row + j] = g[i, j]
-                if i < out_h - 1:
-                    for j in range(np.uintp(out_w), np.uintp(cols)):
-                        framed[row + j] = 0
-            for t in range(base + span, base + length):
-                framed[t] = 0
+                    framed[row + j] = g[start + j]
         for p in range(kh):
             for q in range(kw):
                 shift = np.uintp(p * dil_h * cols + q * dil_w)
