@@ -1,4 +1,6 @@
-"""Index helpers the CPU kernels share: the boundary rule and in-range spans (inlined)."""
+"""Index helpers the CPU kernels share: the boundary rule, in-range spans, and planes stored
+as their stride phases (inlined into the kernels; :func:`boundary_maps` and
+:func:`tap_shifts` run on the host)."""
 
 import numpy as np
 
@@ -88,3 +90,69 @@ def boundary_maps(plan, rows, cols):
     lo = min(cols, max(0, plan.pad_left))
     hi = max(lo, min(cols, plan.pad_left + w))
     return row_map, col_map, lo, hi
+
+
+@helper
+def column_phases(j_lo, j_hi, offset, stride_w, phase_pitch):
+    """How :func:`phase_row` splits padded columns ``j_lo <= j < j_hi`` (``row[j + offset]``)
+    into the column phases: for each phase ``psi``, where its samples go (from the row's
+    place in phase 0; phases ``phase_pitch`` apart), where they start in ``row``, and how many
+    there are. Computed once a call: integer divisions by a stride cost a 14x14 plane more
+    than its copy."""
+    dst = np.empty(stride_w, dtype=np.intp)
+    src = np.empty(stride_w, dtype=np.intp)
+    count = np.empty(stride_w, dtype=np.intp)
+    for psi in range(stride_w):  # padded columns psi, psi + sw, ...
+        jj_lo = max(0, (j_lo - psi + stride_w - 1) // stride_w)
+        jj_hi = max(jj_lo, (j_hi - psi + stride_w - 1) // stride_w)
+        dst[psi] = psi * phase_pitch + jj_lo
+        src[psi] = psi + stride_w * jj_lo + offset
+        count[psi] = jj_hi - jj_lo
+    return dst, src, count
+
+
+@helper
+def phase_row(row, offset, buf, base, phases, stride_w):
+    """A padded row into its column phases, as :func:`column_phases` planned (``phases``),
+    from ``buf[base]``: sample ``j`` to phase ``j % sw`` at column ``j // sw``."""
+    dst, src, count = phases
+    if stride_w == 1:  # one phase: a contiguous copy (LLVM vectorises it)
+        at = np.uintp(base + dst[0])
+        start = np.uintp(src[0] + offset)
+        for t in range(np.uintp(count[0])):
+            buf[at + t] = row[start + t]
+        return
+    step = np.uintp(stride_w)
+    for psi in range(stride_w):
+        at = np.uintp(base + dst[psi])
+        start = np.uintp(src[psi] + offset)
+        for t in range(np.uintp(count[psi])):
+            buf[at + t] = row[start + t * step]
+
+
+@helper
+def phase_row_starts(rows, stride_h, stride_w, phase_cols, phase_pitch):
+    """Where each of ``rows`` padded rows starts in its row phase, from the plane's place in
+    phase ``(0, 0)``: row ``i`` in phase ``(i % sh, 0)``, at row ``i // sh`` (phases
+    ``phase_pitch`` apart, ``sw`` column phases a row phase)."""
+    starts = np.empty(rows, dtype=np.intp)
+    for i in range(rows):
+        starts[i] = (i % stride_h) * stride_w * phase_pitch + (i // stride_h) * phase_cols
+    return starts
+
+
+def tap_shifts(plan, phase_rows, phase_cols, channel_pitch, phase_pitch=None):
+    """Where each tap's samples start in a task's buffer, in the order of the weights'
+    ``(C_in/g, kH, kW)`` taps: the input channel's planes (``channel_pitch`` apart), the stride
+    phase of ``(p * dh, q * dw)`` (``phase_pitch`` apart, by default a block of
+    ``phase_rows x phase_cols``), then its row and column in the phase."""
+    c_in_g, kh, kw = plan.weight_shape[1:]
+    (sh, sw), (dh, dw) = plan.stride, plan.dilation
+    r = np.arange(kh)[:, None] * dh
+    c = np.arange(kw)[None, :] * dw
+    phase = (r % sh) * sw + c % sw
+    if phase_pitch is None:
+        phase_pitch = phase_rows * phase_cols
+    within = (phase * phase_pitch + (r // sh) * phase_cols + c // sw).ravel()
+    channels = np.arange(c_in_g)[:, None] * channel_pitch
+    return (channels + within[None, :]).ravel().astype(np.uintp)

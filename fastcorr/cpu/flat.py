@@ -43,7 +43,8 @@ import numpy as np
 
 from . import _pool, depthwise
 from .._validate import ZEROS
-from ._indexing import boundary_maps, copy_with_maps, in_range_span
+from ._indexing import (boundary_maps, column_phases, copy_with_maps, in_range_span,
+                        phase_row, phase_row_starts, tap_shifts)
 from ._jit import helper, kernel
 
 #: The vector loops run over a multiple of this many samples (the samples past the span are
@@ -88,38 +89,6 @@ def _extent(plan):
     rows = (out_h - 1) * sh + (kh - 1) * dh + 1
     cols = (out_w - 1) * sw + (kw - 1) * dw + 1
     return rows, cols, -(-rows // sh), -(-cols // sw)
-
-
-@helper
-def _column_phases(j_lo, j_hi, offset, stride_w, phase_pitch):
-    """How :func:`_phase_row` splits padded columns ``j_lo <= j < j_hi`` (``row[j + offset]``)
-    into the column phases: for each phase ``psi``, where its samples go (from the row's
-    place in phase 0; phases ``phase_pitch`` apart), where they start in ``row``, and how many
-    there are. Computed once a call: integer divisions by a stride cost a 14x14 plane more
-    than its copy."""
-    dst = np.empty(stride_w, dtype=np.intp)
-    src = np.empty(stride_w, dtype=np.intp)
-    count = np.empty(stride_w, dtype=np.intp)
-    for psi in range(stride_w):  # padded columns psi, psi + sw, ...
-        jj_lo = max(0, (j_lo - psi + stride_w - 1) // stride_w)
-        jj_hi = max(jj_lo, (j_hi - psi + stride_w - 1) // stride_w)
-        dst[psi] = psi * phase_pitch + jj_lo
-        src[psi] = psi + stride_w * jj_lo + offset
-        count[psi] = jj_hi - jj_lo
-    return dst, src, count
-
-
-@helper
-def _phase_row(row, offset, buf, base, phases, stride_w):
-    """A padded row into its column phases, as :func:`_column_phases` planned (``phases``),
-    from ``buf[base]``: sample ``j`` to phase ``j % sw`` at column ``j // sw``."""
-    dst, src, count = phases
-    step = np.uintp(stride_w)
-    for psi in range(stride_w):
-        at = np.uintp(base + dst[psi])
-        start = np.uintp(src[psi] + offset)
-        for t in range(np.uintp(count[psi])):
-            buf[at + t] = row[start + t * step]
 
 
 @kernel
@@ -180,11 +149,9 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
     unit = stride_h == 1 and stride_w == 1
     # where each padded row starts in its phase, and the column phases of the samples inside
     # (the frame) and of whole rows
-    row_base = np.empty(rows, dtype=np.intp)
-    for i in range(rows):
-        row_base[i] = (i % stride_h) * stride_w * phase_pitch + (i // stride_h) * phase_cols
-    inside = _column_phases(lo, hi, -pad_left, stride_w, phase_pitch)
-    whole = _column_phases(0, cols, 0, stride_w, phase_pitch)
+    row_base = phase_row_starts(rows, stride_h, stride_w, phase_cols, phase_pitch)
+    inside = column_phases(lo, hi, -pad_left, stride_w, phase_pitch)
+    whole = column_phases(0, cols, 0, stride_w, phase_pitch)
     for task in range(task_lo, task_hi):
         g = task // n_stacks
         first = (task % n_stacks) * stack
@@ -203,7 +170,7 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
                             for t in range(np.uintp(hi - lo)):
                                 padded[dst + t] = flat_src[start + t]
                         else:
-                            _phase_row(flat_src, offset, padded, slot + row_base[i], inside,
+                            phase_row(flat_src, offset, padded, slot + row_base[i], inside,
                                        stride_w)
                     continue
                 # the whole padded plane through the boundary rule: in place at unit
@@ -213,7 +180,7 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
                                fill)
                 if not unit:
                     for i in range(rows):
-                        _phase_row(line, i * cols, padded, slot + row_base[i], whole, stride_w)
+                        phase_row(line, i * cols, padded, slot + row_base[i], whole, stride_w)
         span = (count - 1) * block + (out_h - 1) * phase_cols + out_w
         length = np.uintp((span + LANES - 1) // LANES * LANES)  # whole blocks: no remainder
         for co in range(g * c_out_g, (g + 1) * c_out_g):
@@ -241,23 +208,6 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
                     base = np.uintp(k * block + i * phase_cols)
                     for j in range(np.uintp(out_w)):
                         dst[at + j] = acc[base + j]
-
-
-def tap_shifts(plan, phase_rows, phase_cols, channel_pitch, phase_pitch=None):
-    """Where each tap's samples start in a task's buffer, in the order of the weights'
-    ``(C_in/g, kH, kW)`` taps: the input channel's planes (``channel_pitch`` apart), the stride
-    phase of ``(p * dh, q * dw)`` (``phase_pitch`` apart, by default a block of
-    ``phase_rows x phase_cols``), then its row and column in the phase."""
-    c_in_g, kh, kw = plan.weight_shape[1:]
-    (sh, sw), (dh, dw) = plan.stride, plan.dilation
-    r = np.arange(kh)[:, None] * dh
-    c = np.arange(kw)[None, :] * dw
-    phase = (r % sh) * sw + c % sw
-    if phase_pitch is None:
-        phase_pitch = phase_rows * phase_cols
-    within = (phase * phase_pitch + (r // sh) * phase_cols + c // sw).ravel()
-    channels = np.arange(c_in_g)[:, None] * channel_pitch
-    return (channels + within[None, :]).ravel().astype(np.uintp)
 
 
 @functools.lru_cache(maxsize=256)
