@@ -122,26 +122,30 @@ def test_non_finite_weights_in_depthwise_gradients_match_torch(padding_mode):
 @pytest.mark.filterwarnings("ignore:invalid value encountered")
 @pytest.mark.parametrize("name", ["planes", "rows", "gemm", "flat-forward"])
 @pytest.mark.parametrize("bad", [np.inf, np.nan], ids=["inf", "nan"])
-def test_non_finite_inputs_give_the_references_weight_gradient(bad, name):
+@pytest.mark.parametrize("stride", [1, 2])
+def test_non_finite_inputs_give_the_references_weight_gradient(bad, name, stride):
     """Found while stacking planes: with an infinity in an input's first column, the depthwise
     weight gradient ("planes" at unit strides) gave NaN for the taps that never read it, where
     the reference and torch give finite sums (the zeros between the output gradient's rows
-    multiplied it). Every weight-gradient implementation, samples at the edges and inside."""
+    multiplied it). Every weight-gradient implementation, samples at the edges and inside,
+    at unit strides and at stride 2 (where "planes" stores the stride phases)."""
     rng = np.random.default_rng(6)
     for where in [(0, 3, 0), (1, 0, 7), (0, 7, 7), (1, 4, 4)]:
         x = rng.standard_normal((2, 4, 8, 8))
         x[where[0], 1, where[1], where[2]] = bad
         groups, c_in_g = (4, 1) if name in ("planes", "flat-forward") else (1, 4)
         w = rng.standard_normal((4, c_in_g, 3, 3))
-        g = rng.standard_normal((2, 4, 6, 6))
-        expected = fastcorr.conv2d_backward(g, x, w, groups=groups, backend="reference")[1]
+        size = (8 - 3) // stride + 1
+        g = rng.standard_normal((2, 4, size, size))
+        expected = fastcorr.conv2d_backward(g, x, w, groups=groups, stride=stride,
+                                            backend="reference")[1]
         operation = "forward" if name == "flat-forward" else "grad_weight"
         with _select.force("cpu", **{operation: name.replace("-forward", "")}):
-            got = fastcorr.conv2d_backward(g, x, w, groups=groups)[1]
-            y = fastcorr.conv2d(x, w, groups=groups)
+            got = fastcorr.conv2d_backward(g, x, w, groups=groups, stride=stride)[1]
+            y = fastcorr.conv2d(x, w, groups=groups, stride=stride)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
-        ref_y = fastcorr.conv2d(x, w, groups=groups, backend="reference")
+        ref_y = fastcorr.conv2d(x, w, groups=groups, stride=stride, backend="reference")
         np.testing.assert_array_equal(np.isnan(y), np.isnan(ref_y))
         np.testing.assert_allclose(y, ref_y, rtol=1e-12, atol=1e-12, equal_nan=True)
 
