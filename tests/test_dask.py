@@ -163,8 +163,14 @@ def test_conv2d_backward_equals_in_memory(n, c_in, c_out, kernel, kwargs, chunks
                               **kwargs)
     assert all(isinstance(a, da.Array) for a in lazy)
     got = dask.compute(*lazy, scheduler="threads")
-    grad_input_impl = [r.implementation for r in ran if r.operation == "grad_input"]
-    if grad_input_impl != ["gemm"]:
+    with fastcorr.trace() as ran_blocks:  # (the trace is the calling thread's)
+        dask.compute(lazy[0], scheduler="sync")
+    grad_input_impl = {r.implementation for r in ran if r.operation == "grad_input"}
+    # a block holds whole groups but maybe not all of them, so it may take another kernel
+    # than the whole layer (one group is a dense layer); the same kernel, other than im2col
+    # (whose BLAS products differ with the block), gives the same sums
+    if {r.implementation for r in ran_blocks
+            if r.operation == "grad_input"} == grad_input_impl != {"gemm"}:
         assert np.array_equal(got[0], in_memory[0])
     for name, a, m, expected, bound in zip(("input", "weight", "bias"), got, in_memory,
                                            torch_grads(x, w, g, **kwargs),

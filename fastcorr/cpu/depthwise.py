@@ -48,24 +48,39 @@ def weight_why_not(plan):
 
 
 def _transposed_plan(plan, out_hw, pad_top, pad_left):
-    """The forward plan that correlates the output gradient with the rotated kernel into an
-    ``out_hw`` extent (zero padding ``pad_top``, ``pad_left``)."""
+    """The forward plan that correlates the output gradient with the transposed, rotated
+    kernel (:func:`transposed_weight`) into an ``out_hw`` extent (zero padding ``pad_top``,
+    ``pad_left``)."""
     n, c_out, out_h, out_w = plan.out_shape
+    c_in = plan.input_shape[1]
     kh, kw = plan.weight_shape[2:]
     (dh, dw) = plan.dilation
-    return replace(plan, input_shape=(n, c_out, out_h, out_w), out_shape=(n, c_out) + out_hw,
-                   stride=(1, 1), pad_top=pad_top, pad_left=pad_left,
+    return replace(plan, input_shape=(n, c_out, out_h, out_w), out_shape=(n, c_in) + out_hw,
+                   weight_shape=(c_in, c_out // plan.groups, kh, kw), stride=(1, 1),
+                   pad_top=pad_top, pad_left=pad_left,
                    pad_bottom=out_hw[0] + (kh - 1) * dh - out_h - pad_top,
                    pad_right=out_hw[1] + (kw - 1) * dw - out_w - pad_left,
                    pad_mode=v.ZEROS, fill=0.0)
 
 
+def transposed_weight(weight, groups):
+    """Each group's kernels transposed (input and output channels swapped) and rotated by 180
+    degrees: ``(C_in, C_out/groups, kH, kW)``, the kernel whose forward at unit strides is the
+    input gradient (for one channel per group, the kernel rotated)."""
+    c_out, c_in_g, kh, kw = weight.shape
+    per_group = weight.reshape(groups, c_out // groups, c_in_g, kh, kw)
+    return np.ascontiguousarray(per_group.transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+                                .reshape(groups * c_in_g, c_out // groups, kh, kw))
+
+
 def grad_input(grad_out, weight, grad_x, plan, forward=taps.correlate):
     """Write the gradient with respect to the input into ``grad_x`` (overwritten), with
-    ``forward`` (a depthwise forward implementation) computing the correlations."""
+    ``forward`` (a forward implementation of one input channel per group, or of any group
+    for "flat") computing the correlations of the output gradient with the transposed,
+    rotated kernel."""
     kh, kw = plan.weight_shape[2:]
     dh, dw = plan.dilation
-    rotated = np.ascontiguousarray(weight[:, :, ::-1, ::-1])
+    rotated = transposed_weight(weight, plan.groups)
     n, c, h, w = plan.input_shape
     if plan.pad_mode == v.ZEROS:
         inner = _transposed_plan(plan, (h, w), (kh - 1) * dh - plan.pad_top,

@@ -69,11 +69,12 @@ def why_not(plan):
 
 
 def input_why_not(plan):
-    """None when the "flat" input gradient computes ``plan``, else why not: one output channel
-    per input channel, at unit strides, or at any stride with zero padding and unit
-    dilations (one sum of taps per stride phase of the input, :func:`grad_input`)."""
+    """None when the "flat" input gradient computes ``plan``, else why not: any plan at unit
+    strides (the forward with the transposed, rotated kernel), and one output channel per
+    input channel at any stride with zero padding and unit dilations (one sum of taps per
+    stride phase of the input, :func:`grad_input`)."""
     if plan.stride == (1, 1):
-        return depthwise.input_why_not(plan)
+        return None
     reason = depthwise.input_why_not(replace(plan, stride=(1, 1)))
     if reason is None and (plan.pad_mode != ZEROS or plan.dilation != (1, 1)):
         reason = "at strides it needs zero padding and unit dilations"
@@ -371,8 +372,8 @@ def _phases(plan):
 def grad_input(grad_out, weight, grad_x, plan):
     """Write the gradient with respect to the input into ``grad_x`` (overwritten).
 
-    At unit strides, the forward of the output gradient with the rotated kernel
-    (:func:`fastcorr.cpu.depthwise.grad_input`). At strides, input row ``r = a + sh * u`` (of
+    At unit strides, the forward of the output gradient with each group's kernels
+    transposed and rotated (:func:`fastcorr.cpu.depthwise.grad_input`). At strides, input row ``r = a + sh * u`` (of
     row phase ``a``) receives ``g[u + e] * w[p]`` from the taps ``p`` with ``(a + pad_top - p)
     % sh == 0``, ``e = (a + pad_top - p) // sh``, and the same for the columns: each of the
     ``sh * sw`` phases of the input gradient is a stride-1 correlation of the output gradient
