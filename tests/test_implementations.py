@@ -164,9 +164,10 @@ def test_the_tables_name_their_implementations():
 
 
 @pytest.mark.parametrize("layer, expected", [
-    (((1, 1, 40, 40), (1, 1, 3, 3), {}), "taps"),          # a single-channel image
+    (((1, 1, 60, 60), (1, 1, 3, 3), {}), "taps"),          # a single-channel image
     (((2, 8, 20, 20), (8, 1, 5, 5), dict(groups=8)), "flat"),  # depthwise, small planes
-    (((2, 8, 40, 40), (8, 1, 5, 5), dict(groups=8)), "taps"),  # depthwise, larger planes
+    (((2, 8, 56, 56), (8, 1, 7, 7), dict(groups=8, padding=3)), "flat"),  # up to 56x56
+    (((2, 8, 60, 60), (8, 1, 5, 5), dict(groups=8, padding=2)), "taps"),  # larger planes
     (((2, 8, 40, 40), (8, 1, 5, 5), dict(groups=8, stride=2)), "flat"),  # stride 2: phases
     (((2, 8, 20, 20), (8, 1, 5, 5), dict(groups=8, stride=(2, 1))), "taps"),  # rows only
     (((2, 8, 20, 20), (8, 1, 5, 5), dict(groups=8, stride=3)), "taps"),
