@@ -275,6 +275,23 @@ def test_a_cache_filled_beforehand_and_made_read_only_is_used(sandbox):
     assert _misses(second.stdout) == 0 and _warnings(second.stdout) == 0, second.stdout
 
 
+def test_a_changed_helper_module_recompiles_the_kernels_that_inline_it(sandbox):
+    """Found while timing: a kernel whose own file was unchanged kept its compiled code after
+    a helper it inlines (in cpu/_indexing.py) changed, so the old helper went on running.
+    Every module of the package now stamps every kernel's cache entry."""
+    site = _copy_package(sandbox)
+    cache = sandbox / "cache"
+    env = dict(PYTHONPATH=str(site), FASTCORR_CACHE_DIR=str(cache))
+    assert _misses(_python(CALL, env).stdout) > 0
+    assert _misses(_python(CALL, env).stdout) == 0
+    helpers = site / "fastcorr" / "cpu" / "_indexing.py"
+    helpers.write_text(helpers.read_text() + "\n# changed\n")
+    changed = _python(CALL, env)
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    assert _misses(changed.stdout) > 0  # recompiled, not loaded
+    assert _misses(_python(CALL, env).stdout) == 0
+
+
 def test_damaged_cache_entries_are_rebuilt(sandbox):
     """Reported: a truncated .nbi/.nbc raised UnpicklingError in every later process (and a
     generated kernel file with invalid UTF-8 raised UnicodeDecodeError; no kernel file is

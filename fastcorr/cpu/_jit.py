@@ -24,9 +24,12 @@ this, kernels compile without it: slower, never wrong.
 - no writable location at all (read-only installs and home folders): kernels compile in
   memory, each process anew, with one warning;
 - a corrupted or truncated entry (or one a newer Numba cannot read) is discarded with a
-  warning and rebuilt, instead of failing every later call.
+  warning and rebuilt, instead of failing every later call;
+- an entry is valid for the package's sources it was compiled from (:func:`sources_digest`),
+  not for the kernel's file alone: a kernel inlines helpers and constants of other modules.
 """
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -101,6 +104,25 @@ def _writable(folder):
         return False
 
 
+_sources_digest = None
+
+
+def sources_digest():
+    """A digest of every module a CPU kernel may take code or constants from (the modules of
+    ``fastcorr`` and ``fastcorr.cpu``), computed once a process. Numba's own stamp covers only
+    the kernel's file: a kernel that inlines a changed helper of another module (its
+    ``@helper`` functions, constants such as the boundary rules) would load its stale
+    compiled code."""
+    global _sources_digest
+    if _sources_digest is None:
+        package = Path(__file__).resolve().parent.parent
+        digest = hashlib.sha256()
+        for path in sorted(package.glob("*.py")) + sorted((package / "cpu").glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        _sources_digest = digest.hexdigest()
+    return _sources_digest
+
+
 class _Locator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
     """A kernel's cache folder, chosen from :func:`candidate_roots`."""
 
@@ -112,6 +134,10 @@ class _Locator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
 
     def get_cache_path(self):
         return self._cache_path
+
+    def get_source_stamp(self):
+        """The package's sources (:func:`sources_digest`), not the kernel's file alone."""
+        return sources_digest()
 
     def ensure_cache_path(self):
         if not self.writable:
