@@ -116,12 +116,6 @@ def phase_row(row, offset, buf, base, phases, stride_w):
     """A padded row into its column phases, as :func:`column_phases` planned (``phases``),
     from ``buf[base]``: sample ``j`` to phase ``j % sw`` at column ``j // sw``."""
     dst, src, count = phases
-    if stride_w == 1:  # one phase: a contiguous copy (LLVM vectorises it)
-        at = np.uintp(base + dst[0])
-        start = np.uintp(src[0] + offset)
-        for t in range(np.uintp(count[0])):
-            buf[at + t] = row[start + t]
-        return
     step = np.uintp(stride_w)
     for psi in range(stride_w):
         at = np.uintp(base + dst[psi])
