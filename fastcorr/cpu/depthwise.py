@@ -97,6 +97,10 @@ def grad_input(grad_out, weight, grad_x, plan, forward=taps.correlate):
 
 LANES = 32
 
+#: A copied sample counts as this many multiply-adds when the pool decides how many threads a
+#: weight gradient deserves.
+COPY_WORK = 4
+
 
 @helper
 def _sum_in_lanes(acc, count, lanes):
@@ -264,7 +268,10 @@ def grad_weight(grad_out, x, grad_w, plan):
     per_chunk = max(1, min(config.CPU_GRAD_WEIGHT_CHUNK_PLANES, (1 << 16) // plane))
     n_chunks = -(-plan.out_shape[0] // per_chunk)
     partial = np.empty((n_chunks,) + grad_w.shape, dtype=plan.dtype)
-    work = grad_out.size * kh * kw
+    # the taps' multiply-adds, and each plane's copies in (counted as the gather's copies are
+    # in im2col): without them, 960 channels on 7^2 ran on one thread
+    work = grad_out.size * kh * kw + COPY_WORK * grad_out.shape[0] * plan.weight_shape[0] * (
+        plane + out_h * out_w)
     common = (plan.pad_top, plan.pad_left, plan.pad_mode, plan.dtype.type(plan.fill),
               plan.groups, per_chunk)
     tasks = n_chunks * plan.weight_shape[0]
