@@ -45,7 +45,7 @@ from . import _pool, depthwise
 from .._validate import ZEROS
 from ._indexing import (boundary_maps, column_phases, copy_with_maps, in_range_span,
                         phase_row, phase_row_starts, tap_shifts)
-from ._jit import helper, kernel
+from ._jit import kernel
 
 #: The vector loops run over a multiple of this many samples (the samples past the span are
 #: computed and dropped): LLVM vectorises them 16 float32 lanes wide, four vectors an
