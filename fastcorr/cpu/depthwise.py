@@ -24,8 +24,8 @@ import numpy as np
 from .. import _validate as v
 from .. import config
 from . import _pool, taps
-from ._indexing import (column_phases, in_range_span, pad_into, phase_row, phase_row_starts,
-                        tap_shifts)
+from ._indexing import (boundary_maps, column_phases, copy_with_maps, in_range_span, pad_into,
+                        phase_row, phase_row_starts, tap_shifts)
 from ._jit import helper, kernel
 from .rows import fold_planes
 
@@ -124,7 +124,8 @@ def _sum_in_lanes(acc, count, lanes):
 @kernel
 def grad_weight_spans(grad_out, x, partial, stride_h, stride_w, pad_top, pad_left, pad_mode,
                       fill, groups, images_per_chunk, rows, cols, phase_rows, phase_cols, shifts,
-                      padded, line, framed, acc, lanes, task_lo, task_hi):
+                      row_map, col_map, lo, hi, padded, line, framed, acc, lanes, task_lo,
+                      task_hi):
     """Partial sums of the weight gradient, one per chunk of images.
 
     A task ``(chunk, co)`` pads its images' input planes (``rows x cols`` each), stored as
@@ -140,9 +141,10 @@ def grad_weight_spans(grad_out, x, partial, stride_h, stride_w, pad_top, pad_lef
 
     The zeros of ``framed`` and, with zero padding, the fill around the planes in ``padded``
     are written once a call, then each task copies only the samples inside (padding a 7x7
-    plane row by row through the boundary rule cost more than its taps). ``line`` holds a
-    padded plane before it is split into phases (at strides, for the boundary rules other
-    than zeros).
+    plane row by row through the boundary rule cost more than its taps). The other boundary
+    rules copy whole padded planes through the boundary maps (``row_map, col_map, lo, hi``,
+    :func:`fastcorr.cpu._indexing.boundary_maps`: the kernel compiles without the rule's
+    branches), at strides into ``line`` first and from there into the phases.
     """
     n_batch = x.shape[0]
     n_chunks, c_out, _, kh, kw = partial.shape
@@ -163,7 +165,6 @@ def grad_weight_spans(grad_out, x, partial, stride_h, stride_w, pad_top, pad_lef
             padded[t] = fill
     unit = stride_h == 1 and stride_w == 1
     top, bottom = in_range_span(rows, 1, -pad_top, h)
-    lo, hi = in_range_span(cols, 1, -pad_left, w)
     row_base = phase_row_starts(rows, stride_h, stride_w, phase_cols, block)
     inside = column_phases(lo, hi, -pad_left, stride_w, block)
     whole = column_phases(0, cols, 0, stride_w, block)
@@ -175,25 +176,26 @@ def grad_weight_spans(grad_out, x, partial, stride_h, stride_w, pad_top, pad_lef
         count = min(n_batch, first + images_per_chunk) - first
         for k in range(count):
             slot = k * plane
-            if frame and unit:  # only the samples inside: the frame holds the fill
+            if frame:  # only the samples inside: the frame holds the fill
                 src = planes[(first + k) * n_in + c]
                 for i in range(top, bottom):
-                    at = np.uintp(k * plane + i * cols + lo)
-                    start = np.uintp((i - pad_top) * w + lo - pad_left)
-                    for t in range(np.uintp(hi - lo)):
-                        padded[at + t] = src[start + t]
-            elif frame:  # the same, into the stride phases
-                src = planes[(first + k) * n_in + c]
-                for i in range(top, bottom):
-                    phase_row(src, (i - pad_top) * w, padded, slot + row_base[i], inside,
-                              stride_w)
-            elif unit:
-                pad_into(x[first + k, c], padded[slot:slot + plane], rows, cols, -pad_top,
-                         -pad_left, pad_mode, fill)
+                    if unit:
+                        at = np.uintp(slot + i * cols + lo)
+                        start = np.uintp((i - pad_top) * w + lo - pad_left)
+                        for t in range(np.uintp(hi - lo)):
+                            padded[at + t] = src[start + t]
+                    else:  # into the stride phases
+                        phase_row(src, (i - pad_top) * w, padded, slot + row_base[i], inside,
+                                  stride_w)
             else:
-                pad_into(x[first + k, c], line, rows, cols, -pad_top, -pad_left, pad_mode, fill)
-                for i in range(rows):
-                    phase_row(line, i * cols, padded, slot + row_base[i], whole, stride_w)
+                # the whole padded plane through the boundary maps: in place at unit strides,
+                # else into ``line`` and from there into its phases
+                target = padded[slot:slot + plane] if unit else line
+                copy_with_maps(x[first + k, c], target, rows, cols, row_map, col_map, lo, hi,
+                               pad_left, fill)
+                if not unit:
+                    for i in range(rows):
+                        phase_row(line, i * cols, padded, slot + row_base[i], whole, stride_w)
             base = np.uintp(k * length)
             g = gradients[(first + k) * c_out + co]
             for i in range(out_h):
@@ -289,7 +291,8 @@ def grad_weight(grad_out, x, grad_w, plan):
 
     shifts = tap_shifts(plan, phase_rows, phase_cols, 0)
     _pool.run(grad_weight_spans, tasks, grad_out, x, partial, sh, sw, *common, rows, cols,
-              phase_rows, phase_cols, shifts, work=work, scratch=scratch)
+              phase_rows, phase_cols, shifts, *boundary_maps(plan, rows, cols), work=work,
+              scratch=scratch)
     _sum_chunks(partial, grad_w)
     # The spans also multiply the zeros between the output gradient's rows by input samples
     # no output reads through that tap: an infinity there makes a NaN the true sum does not
