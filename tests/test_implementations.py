@@ -433,7 +433,7 @@ def test_flat_stacks_of_images_agree_bitwise_with_rows(mode):
     """"flat" stacks several images' planes of one channel in a task: stacks of every fill
     (5 images in stacks of 2, 2 and 1, at unit strides and with stride phases; 5 in one stack
     of up to 12), strides and dilations."""
-    from fastcorr.cpu import flat
+    from fastcorr.cpu import _indexing, flat
 
     rng = np.random.default_rng(4)
     for h, kwargs in [(20, dict(padding=1)), (7, dict(padding=2, dilation=2)),
@@ -445,7 +445,7 @@ def test_flat_stacks_of_images_agree_bitwise_with_rows(mode):
         b = rng.standard_normal(12).astype(np.float32)
         plan = _plan(x, w, b, dict(dict(stride=1, dilation=1, groups=6, padding_mode=mode),
                                    **kwargs))
-        _, _, phase_rows, phase_cols = flat._extent(plan)
+        _, _, phase_rows, phase_cols = _indexing.phase_extent(plan)
         assert 1 < flat.STACK_SAMPLES // (phase_rows * phase_cols)  # several images a stack
         results = []
         for name in ("rows", "flat"):

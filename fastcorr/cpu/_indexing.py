@@ -92,6 +92,17 @@ def boundary_maps(plan, rows, cols):
     return row_map, col_map, lo, hi
 
 
+def phase_extent(plan):
+    """``(rows, cols, phase_rows, phase_cols)``: the padded input extent the outputs of
+    ``plan`` read, and that of each of its ``sh * sw`` stride phases."""
+    kh, kw = plan.weight_shape[2:]
+    (sh, sw), (dh, dw) = plan.stride, plan.dilation
+    out_h, out_w = plan.out_shape[2:]
+    rows = (out_h - 1) * sh + (kh - 1) * dh + 1
+    cols = (out_w - 1) * sw + (kw - 1) * dw + 1
+    return rows, cols, -(-rows // sh), -(-cols // sw)
+
+
 @helper
 def column_phases(j_lo, j_hi, offset, stride_w, phase_pitch):
     """How :func:`phase_row` splits padded columns ``j_lo <= j < j_hi`` (``row[j + offset]``)

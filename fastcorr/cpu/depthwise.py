@@ -25,7 +25,7 @@ from .. import _validate as v
 from .. import config
 from . import _pool, taps
 from ._indexing import (boundary_maps, column_phases, copy_with_maps, in_range_span, pad_into,
-                        phase_row, phase_row_starts, tap_shifts)
+                        phase_extent, phase_row, phase_row_starts, tap_shifts)
 from ._jit import helper, kernel
 from .rows import fold_planes
 
@@ -263,7 +263,7 @@ def grad_weight(grad_out, x, grad_w, plan):
     kh, kw = plan.weight_shape[2:]
     (sh, sw), (dh, dw) = plan.stride, plan.dilation
     out_h, out_w = plan.out_shape[2:]
-    rows, cols = (out_h - 1) * sh + (kh - 1) * dh + 1, (out_w - 1) * sw + (kw - 1) * dw + 1
+    rows, cols, phase_rows, phase_cols = phase_extent(plan)
     plane = rows * cols
     # images per chunk: the configured number, fewer for large planes (their buffers stay
     # within a few hundred kilobytes); the shape alone decides, so results are repeatable
@@ -277,7 +277,6 @@ def grad_weight(grad_out, x, grad_w, plan):
     common = (plan.pad_top, plan.pad_left, plan.pad_mode, plan.dtype.type(plan.fill),
               plan.groups, per_chunk)
     tasks = n_chunks * plan.weight_shape[0]
-    phase_rows, phase_cols = -(-rows // sh), -(-cols // sw)
     span = (out_h - 1) * phase_cols + out_w
     length = -(-span // LANES) * LANES
 

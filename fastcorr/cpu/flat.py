@@ -44,8 +44,8 @@ import numpy as np
 from . import _pool, depthwise
 from .._validate import ZEROS
 from ._indexing import (boundary_maps, column_phases, copy_with_maps, in_range_span,
-                        phase_row, phase_row_starts, tap_shifts)
-from ._jit import kernel
+                        phase_extent, phase_row, phase_row_starts, tap_shifts)
+from ._jit import helper, kernel
 
 #: The vector loops run over a multiple of this many samples (the samples past the span are
 #: computed and dropped): LLVM vectorises them 16 float32 lanes wide, four vectors an
@@ -81,15 +81,22 @@ def input_why_not(plan):
     return reason
 
 
-def _extent(plan):
-    """``(rows, cols, phase_rows, phase_cols)``: the padded plane's rows and columns, and
-    those of each of its ``sh * sw`` stride phases (see :func:`correlate_flat`)."""
-    kh, kw = plan.weight_shape[2:]
-    (sh, sw), (dh, dw) = plan.stride, plan.dilation
-    out_h, out_w = plan.out_shape[2:]
-    rows = (out_h - 1) * sh + (kh - 1) * dh + 1
-    cols = (out_w - 1) * sw + (kw - 1) * dw + 1
-    return rows, cols, -(-rows // sh), -(-cols // sw)
+@helper
+def _add_taps(acc, padded, weights, shifts, first, last, length):
+    """``acc[t] += weights[m] * padded[shifts[m] + t]`` for ``t < length`` and the taps
+    ``first <= m < last`` in order, each added on its own (the rows kernel's sums), four taps
+    a pass: that halves the passes' loads and stores of the sums."""
+    quads = last - (last - first) % 4
+    for m in range(first, quads, 4):
+        w0, w1, w2, w3 = weights[m], weights[m + 1], weights[m + 2], weights[m + 3]
+        s0, s1, s2, s3 = shifts[m], shifts[m + 1], shifts[m + 2], shifts[m + 3]
+        for t in range(length):
+            acc[t] = (acc[t] + w0 * padded[s0 + t] + w1 * padded[s1 + t]
+                      + w2 * padded[s2 + t] + w3 * padded[s3 + t])
+    for m in range(quads, last):
+        w0, s0 = weights[m], shifts[m]
+        for t in range(length):
+            acc[t] += w0 * padded[s0 + t]
 
 
 @kernel
@@ -188,20 +195,7 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
             b = bias[co]
             for t in range(length):
                 acc[t] = b
-            taps = weight[co]
-            # four taps a pass (in order, each added on its own: the rows kernel's sums)
-            # halve the passes' loads and stores of the sums
-            for tap in range(0, n_taps - n_taps % 4, 4):
-                w0, w1, w2, w3 = taps[tap], taps[tap + 1], taps[tap + 2], taps[tap + 3]
-                s0, s1 = shifts[tap], shifts[tap + 1]
-                s2, s3 = shifts[tap + 2], shifts[tap + 3]
-                for t in range(length):
-                    acc[t] = (acc[t] + w0 * padded[s0 + t] + w1 * padded[s1 + t]
-                              + w2 * padded[s2 + t] + w3 * padded[s3 + t])
-            for tap in range(n_taps - n_taps % 4, n_taps):
-                w0, s0 = taps[tap], shifts[tap]
-                for t in range(length):
-                    acc[t] += w0 * padded[s0 + t]
+            _add_taps(acc, padded, weight[co], shifts, 0, n_taps, length)
             for k in range(count):
                 dst = out_planes[(first + k) * c_out + co]
                 for i in range(out_h):
@@ -214,10 +208,10 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
 @functools.lru_cache(maxsize=256)
 def _layout(plan):
     """``(rows, cols, phase_rows, phase_cols, stack, shifts, maps)`` of a plan: the extent
-    (:func:`_extent`), the images a task stacks, the taps' shifts and the boundary maps
-    (remembered per plan: a layer is called again and again, and computing them cost a small
-    call 15 us). The arrays are shared: never written."""
-    rows, cols, phase_rows, phase_cols = _extent(plan)
+    (:func:`fastcorr.cpu._indexing.phase_extent`), the images a task stacks, the taps' shifts
+    and the boundary maps (remembered per plan: a layer is called again and again, and
+    computing them cost a small call 15 us). The arrays are shared: never written."""
+    rows, cols, phase_rows, phase_cols = phase_extent(plan)
     block = phase_rows * phase_cols
     plane = plan.stride[0] * plan.stride[1] * block
     # images a task stacks: as many as fill STACK_SAMPLES outputs, a block each (the shape
@@ -253,7 +247,7 @@ def correlate(x, weight, bias, out, plan):
 
 @kernel
 def grad_input_phases(grad_out, weight, grad_x, stride_h, stride_w, top, left, rows, cols,
-                      stack, phase_geometry, phase_first, taps, shifts, padded, acc, task_lo,
+                      stack, phase_geometry, phase_first, shifts, padded, acc, task_lo,
                       task_hi):
     """The input gradient of a strided depthwise layer, tasks ``(c, stack of images)``: copy
     the output gradient's planes into a zero frame (``rows x cols`` a plane, the plane at
@@ -264,14 +258,14 @@ def grad_input_phases(grad_out, weight, grad_x, stride_h, stride_w, top, left, r
     Parameters
     ----------
     grad_out : ndarray, shape (N, C, H_out, W_out), C-contiguous
-    weight : ndarray, shape (C, kH * kW), C-contiguous
+    weight : ndarray, shape (C, taps), C-contiguous: each phase's taps of each kernel, in the
+        order they are summed (:func:`_phases`)
     grad_x : ndarray, shape (N, C, H, W), C-contiguous; written
     phase_geometry : ndarray of int64, shape (sh * sw, 4): each phase's ``(a, b, rows,
         columns)``
     phase_first : ndarray of int64, shape (sh * sw + 1,): where each phase's taps start in
-        ``taps`` and ``shifts``
-    taps, shifts : ndarray of int64 and uintp: each phase's taps (indices into a kernel's
-        ``kH * kW``), in the order they are summed, and where each reads in a plane's buffer
+        ``weight``'s rows and ``shifts``
+    shifts : ndarray of uintp: where each tap reads in a plane's buffer
     padded : ndarray, shape (stack * rows * cols + LANES,): zeros around the planes
     acc : ndarray, shape (stack * rows * cols + LANES,): the sums
     """
@@ -296,7 +290,6 @@ def grad_input_phases(grad_out, weight, grad_x, stride_h, stride_w, top, left, r
                 start = np.uintp(i * out_w)
                 for j in range(np.uintp(out_w)):
                     padded[at + j] = src[start + j]
-        kernel_taps = weight[ch]
         for phase in range(phase_geometry.shape[0]):
             a, b = phase_geometry[phase, 0], phase_geometry[phase, 1]
             height, width = phase_geometry[phase, 2], phase_geometry[phase, 3]
@@ -306,19 +299,8 @@ def grad_input_phases(grad_out, weight, grad_x, stride_h, stride_w, top, left, r
             length = np.uintp((span + LANES - 1) // LANES * LANES)
             for t in range(length):
                 acc[t] = 0
-            lo, hi = phase_first[phase], phase_first[phase + 1]
-            # four taps a pass, each added on its own, as in correlate_flat
-            for m in range(lo, hi - (hi - lo) % 4, 4):
-                w0, w1 = kernel_taps[taps[m]], kernel_taps[taps[m + 1]]
-                w2, w3 = kernel_taps[taps[m + 2]], kernel_taps[taps[m + 3]]
-                s0, s1, s2, s3 = shifts[m], shifts[m + 1], shifts[m + 2], shifts[m + 3]
-                for t in range(length):
-                    acc[t] = (acc[t] + w0 * padded[s0 + t] + w1 * padded[s1 + t]
-                              + w2 * padded[s2 + t] + w3 * padded[s3 + t])
-            for m in range(hi - (hi - lo) % 4, hi):
-                w0, s0 = kernel_taps[taps[m]], shifts[m]
-                for t in range(length):
-                    acc[t] += w0 * padded[s0 + t]
+            _add_taps(acc, padded, weight[ch], shifts, phase_first[phase],
+                      phase_first[phase + 1], length)
             for k in range(count):
                 dst = targets[(first + k) * c + ch]
                 for u in range(height):
@@ -340,8 +322,9 @@ def _phase_taps(phase, kernel, pad, stride, size):
 
 @functools.lru_cache(maxsize=256)
 def _phases(plan):
-    """The arguments of :func:`grad_input_phases` that depend on the plan alone: ``(top,
-    left, rows, cols, stack, phase_geometry, phase_first, taps, shifts)``."""
+    """What :func:`grad_input_phases` needs of the plan alone: ``(top, left, rows, cols,
+    stack, phase_geometry, phase_first, taps, shifts)``, ``taps`` being each phase's taps
+    (indices into a kernel's ``kH * kW``) in the order they are summed."""
     n, c, h, w = plan.input_shape
     out_h, out_w = plan.out_shape[2:]
     (sh, sw), (kh, kw) = plan.stride, plan.weight_shape[2:]
@@ -373,9 +356,10 @@ def grad_input(grad_out, weight, grad_x, plan):
     """Write the gradient with respect to the input into ``grad_x`` (overwritten).
 
     At unit strides, the forward of the output gradient with each group's kernels
-    transposed and rotated (:func:`fastcorr.cpu.depthwise.grad_input`). At strides, input row ``r = a + sh * u`` (of
-    row phase ``a``) receives ``g[u + e] * w[p]`` from the taps ``p`` with ``(a + pad_top - p)
-    % sh == 0``, ``e = (a + pad_top - p) // sh``, and the same for the columns: each of the
+    transposed and rotated (:func:`fastcorr.cpu.depthwise.grad_input`). At strides, input
+    row ``r = a + sh * u`` (of row phase ``a``) receives ``g[u + e] * w[p]`` from the taps
+    ``p`` with ``(a + pad_top - p) % sh == 0``, ``e = (a + pad_top - p) // sh``, and the same
+    for the columns: each of the
     ``sh * sw`` phases of the input gradient is a stride-1 correlation of the output gradient
     with those taps of the kernel, rotated (:func:`_phase_taps`). One task computes every
     phase of one channel from one copy of its output gradient planes
@@ -383,15 +367,17 @@ def grad_input(grad_out, weight, grad_x, plan):
     """
     if plan.stride == (1, 1):
         return depthwise.grad_input(grad_out, weight, grad_x, plan, forward=correlate)
-    top, left, rows, cols, stack, *tables = _phases(plan)
+    top, left, rows, cols, stack, geometry, starts, taps, shifts = _phases(plan)
     n, c = plan.input_shape[:2]
     kh, kw = plan.weight_shape[2:]
+    # each phase's taps of every kernel, in the order they are summed
+    phase_weights = np.ascontiguousarray(weight.reshape(c, kh * kw)[:, taps])
 
     def scratch():
         return (np.empty(stack * rows * cols + LANES, dtype=plan.dtype),
                 np.empty(stack * rows * cols + LANES, dtype=plan.dtype))
 
-    _pool.run(grad_input_phases, c * -(-n // stack), grad_out, weight.reshape(c, kh * kw),
-              grad_x, *plan.stride, top, left, rows, cols, stack, *tables,
+    _pool.run(grad_input_phases, c * -(-n // stack), grad_out, phase_weights, grad_x,
+              *plan.stride, top, left, rows, cols, stack, geometry, starts, shifts,
               work=grad_out.size * kh * kw + PLANE_WORK * n * c, scratch=scratch)
     return grad_x
