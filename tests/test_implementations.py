@@ -428,6 +428,38 @@ def test_flat_images_with_a_fill_value_agree_bitwise_with_rows(boundary, dtype):
             assert np.array_equal(results[0], results[1]), (shape, kernel, mode)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_flat_shared_frames_agree_bitwise_with_rows(dtype):
+    """At unit strides with zero padding, neighbouring rows and stacked images share their
+    padding (a smaller block than the padded plane); padding past what the kernel reaches,
+    one-sided and uneven padding and dilations must still read zeros only (outputs in the
+    padding may share a place), and the last image's bottom padding lies past the stack's
+    blocks (with a fill value: ``test_flat_images_with_a_fill_value_agree_bitwise_with_rows``)."""
+    from fastcorr.cpu import _indexing, flat
+
+    rng = np.random.default_rng(21)
+    for h, w, kernel, kwargs in [(7, 7, (3, 3), dict(padding=1)),
+                                 (14, 9, (7, 7), dict(padding=3)),
+                                 (6, 8, (3, 3), dict(padding=(4, 5))),
+                                 (9, 7, (2, 4), dict(padding=(0, 3))),
+                                 (8, 10, (3, 3), dict(padding=(2, 1), dilation=(2, 3))),
+                                 (5, 5, (5, 1), dict(padding=(4, 0)))]:
+        x = rng.standard_normal((5, 3, h, w)).astype(dtype)
+        wt = rng.standard_normal((3, 1) + kernel).astype(dtype)
+        b = rng.standard_normal(3).astype(dtype)
+        plan = _plan(x, wt, b, dict(dict(stride=1, dilation=1, groups=3, padding_mode="zeros"),
+                                    **kwargs))
+        rows, cols = flat._shared_frame(plan)
+        padded_rows, padded_cols = _indexing.phase_extent(plan)[:2]
+        assert rows * cols <= padded_rows * padded_cols
+        results = []
+        for name in ("rows", "flat"):
+            with _select.force("cpu", forward=name), fastcorr.trace() as ran:
+                results.append(fastcorr.conv2d(x, wt, b, groups=3, **kwargs))
+            assert [r.implementation for r in ran] == [name]
+        assert np.array_equal(results[0], results[1]), (h, w, kernel, kwargs)
+
+
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "circular"])
 def test_flat_stacks_of_images_agree_bitwise_with_rows(mode):
     """"flat" stacks several images' planes of one channel in a task: stacks of every fill

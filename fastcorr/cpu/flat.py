@@ -8,7 +8,8 @@ once and only the samples inside are copied), and computes the correlation over 
 flattened buffer: output ``(i, j)`` of the ``k``-th plane sits at ``t = k * plane + i * pitch +
 j``, and tap ``(p, q)`` adds ``w[p, q] * padded[t + shift(p, q)]`` for every ``t`` at once, one
 long vector loop, four taps a pass (the columns between rows and the rows between planes are
-computed and dropped). With strides, each plane is stored as its ``sh * sw`` stride phases
+computed and dropped; with zero padding at unit strides, rows and planes share their padding,
+:func:`_shared_frame`, so that fewer are). With strides, each plane is stored as its ``sh * sw`` stride phases
 (sample ``(r, c)`` in phase ``(r % sh, c % sw)`` at ``(r // sh, c // sw)``), so that the
 outputs are again consecutive and each tap reads one phase: no sample is computed in vain.
 The stack keeps each phase of all its images together, so the taps' loops run over the
@@ -122,9 +123,10 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
     weight : ndarray, shape (C_out, kH * kW), C-contiguous: each kernel's taps, row-major
     bias : ndarray, shape (C_out,)
     out : ndarray, shape (N, C_out, H_out, W_out), C-contiguous; written
-    padded : ndarray, shape (C_in/groups * stack * plane + LANES,) with ``plane = sh * sw *
-        phase_rows * phase_cols``: the task's planes (the last LANES samples zero: the last
-        block of a vector loop reads them)
+    padded : ndarray, shape (C_in/groups * stack * plane + block + LANES,) with ``block =
+        phase_rows * phase_cols`` and ``plane = sh * sw * block``: the task's planes, then
+        zeros (the fill with zero padding) that the last plane's padding (in a shared frame,
+        :func:`_shared_frame`) and the last block of a vector loop read
     acc : ndarray, shape (stack * phase_rows * phase_cols + LANES,): the sums
     shifts : ndarray of uintp, shape (kH * kW,): where each tap's samples start in a plane's
         buffer (:func:`tap_shifts`)
@@ -150,8 +152,8 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
     # buffer is filled once and each plane copies only its samples inside (the per-row
     # boundary rule cost a 7x7 plane as much as its taps)
     frame = pad_mode == ZEROS
-    if frame:
-        for t in range(c_in_g * stack * plane):
+    if frame:  # the tail too: the last plane's padding may reach past its block
+        for t in range(padded.shape[0]):
             padded[t] = fill
     top, bottom = in_range_span(rows, 1, -pad_top, h)
     unit = stride_h == 1 and stride_w == 1
@@ -205,6 +207,20 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
                         dst[at + j] = acc[base + j]
 
 
+def _shared_frame(plan):
+    """``(rows, cols)`` of a plane's block when neighbours share their fill (unit strides,
+    a constant fill): the plane at ``(pad_top, pad_left)`` of a ``rows x cols`` block, with
+    ``cols - W`` fill columns that are both a row's right padding and the next row's left
+    padding, and ``rows - H`` fill rows that are both an image's bottom padding and the next
+    image's top. A 7x7 plane with a 3x3 kernel takes an 8x8 block instead of 9x9, a 14x14
+    plane with a 7x7 kernel 17x17 instead of 20x20: the taps' loops run over that many
+    fewer dropped samples. Padding wider than the kernel reaches can make two outputs share
+    a place (an image's last rows and the next one's first, a row's last columns and the
+    next row's first), but then both read fill only: they are the same sum."""
+    h, w = plan.input_shape[2:]
+    return h + max(plan.pad_top, plan.pad_bottom), w + max(plan.pad_left, plan.pad_right)
+
+
 @functools.lru_cache(maxsize=256)
 def _layout(plan):
     """``(rows, cols, phase_rows, phase_cols, stack, shifts, maps)`` of a plan: the extent
@@ -212,6 +228,9 @@ def _layout(plan):
     and the boundary maps (remembered per plan: a layer is called again and again, and
     computing them cost a small call 15 us). The arrays are shared: never written."""
     rows, cols, phase_rows, phase_cols = phase_extent(plan)
+    if plan.stride == (1, 1) and plan.pad_mode == ZEROS:
+        rows, cols = _shared_frame(plan)
+        phase_rows, phase_cols = rows, cols
     block = phase_rows * phase_cols
     plane = plan.stride[0] * plan.stride[1] * block
     # images a task stacks: as many as fill STACK_SAMPLES outputs, a block each (the shape
@@ -232,7 +251,7 @@ def correlate(x, weight, bias, out, plan):
     n = plan.out_shape[0]
 
     def scratch():
-        return (np.zeros(c_in_g * stack * plane + LANES, dtype=plan.dtype),
+        return (np.zeros(c_in_g * stack * plane + block + LANES, dtype=plan.dtype),
                 np.empty(rows * cols if plan.stride != (1, 1) else 1, dtype=plan.dtype),
                 np.empty(stack * block + LANES, dtype=plan.dtype))
 
