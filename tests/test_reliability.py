@@ -357,6 +357,59 @@ def test_a_warm_cache_compiles_nothing_on_first_calls():
     assert done.stdout.strip() == "compiled {}", done.stdout
 
 
+# --------------------------------------------------------------------------- buffer bounds
+
+BOUNDS = """
+import numpy as np, fastcorr
+from fastcorr import _select, reference
+rng = np.random.default_rng(3)
+cases = [((3, 2, 5, 6), (2, 1, 2, 2), dict(padding=(3, 3))),    # padding past the kernel
+         ((3, 2, 5, 6), (2, 1, 2, 2), dict(padding=(4, 1))),
+         ((2, 2, 1, 4), (2, 1, 5, 3), dict(padding=(4, 1))),    # one row, five rows of pad
+         ((2, 2, 6, 3), (2, 1, 1, 4), dict(padding=(0, 5))),
+         ((3, 4, 8, 9), (4, 2, 3, 3), dict(padding=2, dilation=(2, 1))),  # 2 channels a group
+         ((3, 2, 9, 11), (2, 1, 5, 5), dict(padding=2, stride=2)),  # phases by a map
+         ((2, 2, 7, 20), (2, 1, 3, 3), dict(padding=1, stride=(2, 3))),  # phases row by row
+         ((2, 2, 9, 9), (2, 1, 3, 3), dict(padding=(3, 0), stride=2))]
+for shape, wshape, kw in cases:
+    x, w = rng.standard_normal(shape), rng.standard_normal(wshape)
+    groups = shape[1] // wshape[1]
+    expected = reference.conv2d(x, w, groups=groups, **kw)
+    g = rng.standard_normal(expected.shape)
+    with _select.force("cpu", forward="flat"):
+        got = fastcorr.conv2d(x, w, groups=groups, **kw)
+    assert np.allclose(got, expected, rtol=1e-12, atol=1e-12), (shape, wshape, kw)
+    if groups == shape[1] and (kw.get("stride", 1) == 1 or kw.get("dilation", 1) == 1):
+        with _select.force("cpu", grad_input="flat"):
+            gx, _, _ = fastcorr.conv2d_backward(g, x, w, groups=groups,
+                                                output_mask=(True, False, False), **kw)
+        with _select.force("cpu", grad_input="scatter"):
+            gx_ref, _, _ = fastcorr.conv2d_backward(g, x, w, groups=groups,
+                                                    output_mask=(True, False, False), **kw)
+        assert np.allclose(gx, gx_ref, rtol=1e-12, atol=1e-12), (shape, wshape, kw)
+for mode in ("full", "same", "valid"):  # a one-row image framed by the fill value
+    a, k = rng.standard_normal((1, 6)), rng.standard_normal((3, 4) if mode != "valid" else (1, 4))
+    with _select.force("cpu", forward="flat"):
+        got = fastcorr.correlate2d(a, k, mode, "fill", 2.5)
+    assert np.allclose(got, reference.correlate2d(a, k, mode, "fill", 2.5), atol=1e-12)
+print("in bounds")
+"""
+
+
+def test_flat_kernels_stay_inside_their_buffers(sandbox):
+    """The "flat" kernels index their buffers by hand (shared frames, stride phases, the
+    vector loops' overrun); an index past a buffer had corrupted the heap silently. Here
+    they run with Numba's bounds checks on (``NUMBA_BOUNDSCHECK=1``, compiled into a cache
+    of their own) on the plans at the edges of those buffers: an index out of bounds is an
+    ``IndexError``."""
+    site = _copy_package(sandbox)
+    env = dict(PYTHONPATH=str(site), FASTCORR_CACHE_DIR=str(sandbox / "cache"),
+               NUMBA_BOUNDSCHECK="1")
+    done = _python(BOUNDS, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "in bounds", done.stdout
+
+
 # --------------------------------------------------------------------------- huge arrays
 
 
