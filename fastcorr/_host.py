@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from . import _memory
 from . import _validate as v
 
 read = v.as_real_array
@@ -53,11 +54,11 @@ class Call:
 
     def output(self, out, shape, dtype):
         """The array the result is computed into: ``out`` reshaped, or a new one."""
-        return np.empty(shape, dtype=dtype) if out is None else out.reshape(shape)
+        return _memory.empty(shape, dtype=dtype) if out is None else out.reshape(shape)
 
     def new(self, shape, dtype, *, zero=False):
         """A new result array (zeroed if asked)."""
-        return np.zeros(shape, dtype=dtype) if zero else np.empty(shape, dtype=dtype)
+        return _memory.zeros(shape, dtype=dtype) if zero else _memory.empty(shape, dtype=dtype)
 
     def finish(self, result):
         """The result as the caller receives it."""

@@ -32,7 +32,7 @@ import importlib
 
 import numpy as np
 
-from .. import _host, config, threads
+from .. import _host, _memory, config, threads
 from .._select import Implementation, Table, first_supported, unsupported
 from . import _pool
 
@@ -106,7 +106,7 @@ def _rows_grad_weight(grad_out, x, grad_w, plan):
 
     per_chunk = config.CPU_GRAD_WEIGHT_CHUNK_ROWS
     rows = plan.out_shape[0] * plan.out_shape[2]
-    partial = np.empty((-(-rows // per_chunk),) + grad_w.shape, dtype=plan.dtype)
+    partial = _memory.empty((-(-rows // per_chunk),) + grad_w.shape, dtype=plan.dtype)
     kh, kw = plan.weight_shape[2:]
     _pool.run(grad_weight_rows, partial.shape[0] * grad_w.shape[0] * grad_w.shape[1], grad_out,
               x, partial, *_geometry(plan), plan.dtype.type(plan.fill), plan.groups, per_chunk,

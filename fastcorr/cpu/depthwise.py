@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from .. import _memory
 from .. import _validate as v
 from .. import config
 from . import _pool, taps
@@ -88,7 +89,7 @@ def grad_input(grad_out, weight, grad_x, plan, forward=taps.correlate):
         return forward(grad_out, rotated, None, grad_x, inner)
     padded_hw = (h + plan.pad_top + plan.pad_bottom, w + plan.pad_left + plan.pad_right)
     full = _transposed_plan(plan, padded_hw, (kh - 1) * dh, (kw - 1) * dw)
-    padded = np.empty((n, c) + padded_hw, dtype=plan.dtype)
+    padded = _memory.empty((n, c) + padded_hw, dtype=plan.dtype)
     forward(grad_out, rotated, None, padded, full)
     _pool.run(fold_planes, n * c, padded.reshape(n * c, *padded_hw), grad_x.reshape(n * c, h, w),
               -plan.pad_top, -plan.pad_left, plan.pad_mode, work=padded.size)
@@ -269,7 +270,7 @@ def grad_weight(grad_out, x, grad_w, plan):
     # within a few hundred kilobytes); the shape alone decides, so results are repeatable
     per_chunk = max(1, min(config.CPU_GRAD_WEIGHT_CHUNK_PLANES, (1 << 16) // plane))
     n_chunks = -(-plan.out_shape[0] // per_chunk)
-    partial = np.empty((n_chunks,) + grad_w.shape, dtype=plan.dtype)
+    partial = _memory.empty((n_chunks,) + grad_w.shape, dtype=plan.dtype)
     # the taps' multiply-adds, and each plane's copies in (counted as the gather's copies are
     # in im2col): without them, 960 channels on 7^2 ran on one thread
     work = grad_out.size * kh * kw + COPY_WORK * grad_out.shape[0] * plan.weight_shape[0] * (
@@ -282,11 +283,11 @@ def grad_weight(grad_out, x, grad_w, plan):
 
     def scratch():
         # (the last image's blocks read up to LANES samples past its plane: zeros)
-        return (np.zeros(per_chunk * sh * sw * phase_rows * phase_cols + LANES,
+        return (_memory.zeros(per_chunk * sh * sw * phase_rows * phase_cols + LANES,
                          dtype=plan.dtype),
-                np.empty(plane if (sh, sw) != (1, 1) else 1, dtype=plan.dtype),
-                np.empty(per_chunk * length, dtype=plan.dtype),
-                np.empty(length, dtype=plan.dtype), np.empty(LANES, dtype=plan.dtype))
+                _memory.empty(plane if (sh, sw) != (1, 1) else 1, dtype=plan.dtype),
+                _memory.empty(per_chunk * length, dtype=plan.dtype),
+                _memory.empty(length, dtype=plan.dtype), _memory.empty(LANES, dtype=plan.dtype))
 
     shifts = tap_shifts(plan, phase_rows, phase_cols, 0)
     _pool.run(grad_weight_spans, tasks, grad_out, x, partial, sh, sw, *common, rows, cols,
@@ -301,8 +302,8 @@ def grad_weight(grad_out, x, grad_w, plan):
         return grad_w
 
     def scratch():
-        return (np.empty(plane, dtype=plan.dtype),
-                np.empty(kh * kw * out_w, dtype=plan.dtype))
+        return (_memory.empty(plane, dtype=plan.dtype),
+                _memory.empty(kh * kw * out_w, dtype=plan.dtype))
 
     _pool.run(grad_weight_planes, tasks, grad_out, x, partial, sh, sw, dh, dw, *common,
               work=work, scratch=scratch)

@@ -29,6 +29,7 @@ import threading
 
 import numpy as np
 
+from .. import _memory
 from .. import _validate as v
 from . import _pool
 from .rows import fold_planes, pad_planes
@@ -115,7 +116,7 @@ def _scratch(slot, shape, dtype):
     buffers = _local.__dict__.setdefault("buffers", {})
     buf = buffers.get(slot)
     if buf is None or buf.shape != shape or buf.dtype != dtype:
-        buf = np.empty(shape, dtype)
+        buf = _memory.empty(shape, dtype)
         # (arrays too large to keep between calls are allocated per use: a thread holds at
         # most SCRATCH_BYTES per slot once the call is over)
         buffers[slot] = buf if buf.nbytes <= SCRATCH_BYTES else None
@@ -160,7 +161,7 @@ def _padded(x, plan, rows, cols, row0, col0, pad_mode, fill):
     """``x`` (N, C, H, W) seen through the boundary rule over ``rows x cols`` from virtual
     ``(row0, col0)``: a new (N, C, rows, cols) array."""
     n, c, h, w = x.shape
-    out = np.empty((n * c, rows, cols), dtype=plan.dtype)
+    out = _memory.empty((n * c, rows, cols), dtype=plan.dtype)
     _pool.run(pad_planes, n * c * rows, x.reshape(n * c, h, w), out, row0, col0, pad_mode,
               plan.dtype.type(fill), work=out.size)
     return out.reshape(n, c, rows, cols)
@@ -239,7 +240,7 @@ def grad_input(grad_out, weight, grad_x, plan):
     hp, wp = out_h + keh - 1, out_w + kew - 1  # the padded input's extent
     framed = _padded(grad_out, plan, out_h + 2 * (keh - 1), out_w + 2 * (kew - 1),
                      -(keh - 1), -(kew - 1), v.ZEROS, 0.0)
-    padded = np.empty((n, c_in, hp, wp), dtype=plan.dtype)
+    padded = _memory.empty((n, c_in, hp, wp), dtype=plan.dtype)
     _valid_correlation(framed, w_t, groups, padded)
     _pool.run(fold_planes, n * c_in, padded.reshape(n * c_in, hp, wp),
               grad_x.reshape(n * c_in, h, w), -plan.pad_top, -plan.pad_left, plan.pad_mode,

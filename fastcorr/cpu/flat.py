@@ -42,8 +42,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import _pool, depthwise
+from .. import _memory
 from .._validate import ZEROS
+from . import _pool, depthwise
 from ._indexing import (boundary_maps, column_phases, copy_with_maps, in_range_span,
                         phase_extent, phase_row, phase_row_starts, tap_shifts)
 from ._jit import helper, kernel
@@ -277,9 +278,9 @@ def correlate(x, weight, bias, out, plan):
     reach = (kh - 1) * plan.dilation[0] * phase_cols + (kw - 1) * plan.dilation[1] + LANES
 
     def scratch():
-        return (np.zeros(c_in_g * stack * plane + reach, dtype=plan.dtype),
-                np.empty(rows * cols if plan.stride != (1, 1) else 1, dtype=plan.dtype),
-                np.empty(stack * block + LANES, dtype=plan.dtype))
+        return (_memory.zeros(c_in_g * stack * plane + reach, dtype=plan.dtype),
+                _memory.empty(rows * cols if plan.stride != (1, 1) else 1, dtype=plan.dtype),
+                _memory.empty(stack * block + LANES, dtype=plan.dtype))
 
     _pool.run(correlate_flat, plan.groups * -(-n // stack), x,
               weight.reshape(c_out, c_in_g * kh * kw), bias, out, *plan.stride,
@@ -419,8 +420,8 @@ def grad_input(grad_out, weight, grad_x, plan):
     phase_weights = np.ascontiguousarray(weight.reshape(c, kh * kw)[:, taps])
 
     def scratch():
-        return (np.empty(stack * rows * cols + LANES, dtype=plan.dtype),
-                np.empty(stack * rows * cols + LANES, dtype=plan.dtype))
+        return (_memory.empty(stack * rows * cols + LANES, dtype=plan.dtype),
+                _memory.empty(stack * rows * cols + LANES, dtype=plan.dtype))
 
     _pool.run(grad_input_phases, c * -(-n // stack), grad_out, phase_weights, grad_x,
               *plan.stride, top, left, rows, cols, stack, geometry, starts, shifts,

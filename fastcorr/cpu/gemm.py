@@ -16,6 +16,7 @@ added in block order.
 
 import numpy as np
 
+from .. import _memory
 from .. import config
 from . import _pool
 from .im2col import col2im_rows, im2col_rows
@@ -55,7 +56,8 @@ class _Blocks:
                                                 min(out_h, row_first + self.rows) * out_w))
                        for n in range(n_batch) for g in groups
                        for row_first in range(0, out_h, self.rows)]
-        self.buffer = np.empty(self.gathered * self.depth * self.rows * out_w, dtype=plan.dtype)
+        self.buffer = _memory.empty(self.gathered * self.depth * self.rows * out_w,
+                                    dtype=plan.dtype)
 
     def cols(self, span):
         """The patch matrix of a block of ``span``: (gathered groups * depth, positions)."""
@@ -153,7 +155,7 @@ def grad_weight(grad_out, x, grad_w, plan):
     groups, c_out_g, depth = plan.groups, blocks.c_out_g, blocks.depth
     gw_mat = grad_w.reshape(groups, c_out_g, depth)
     g_mat = _flat(grad_out).reshape(plan.out_shape[0], groups, c_out_g, -1)
-    product = np.empty((groups, c_out_g, depth), dtype=plan.dtype)
+    product = _memory.empty((groups, c_out_g, depth), dtype=plan.dtype)
     grad_w[...] = 0
     for n, g, row_first, span in blocks.blocks:  # products added in block order
         cols = blocks.cols(span)

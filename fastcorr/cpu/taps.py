@@ -19,6 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from .. import _memory
 from . import _pool
 from ._taps_generated import ACC_PITCH, KERNELS, NARROW, ROWS
 
@@ -67,7 +68,7 @@ def correlate(x, weight, bias, out, plan):
         n, c_out, out_h, out_w = plan.out_shape
         wide = replace(plan, stride=(plan.stride[0], 1),
                        out_shape=(n, c_out, out_h, (out_w - 1) * sw + 1))
-        full = np.empty(wide.out_shape, dtype=plan.dtype)
+        full = _memory.empty(wide.out_shape, dtype=plan.dtype)
         correlate(x, weight, bias, full, wide)
         out[...] = full[:, :, :, ::sw]
         return out
@@ -79,7 +80,7 @@ def correlate(x, weight, bias, out, plan):
     target = out
     if out_h < ROWS:  # too short for a block: a taller output, copied back
         plan = _taller(plan, ROWS)
-        target = np.empty(plan.out_shape, dtype=plan.dtype)
+        target = _memory.empty(plan.out_shape, dtype=plan.dtype)
     (sh, _), (dh, dw) = plan.stride, plan.dilation
     rows = band_rows(plan)
     n_bands = max(1, plan.out_shape[2] // rows)
@@ -87,8 +88,8 @@ def correlate(x, weight, bias, out, plan):
     buffer_size = ((longest - 1) * sh + (kh - 1) * dh + 1) * (out_w + (kw - 1) * dw)
 
     def scratch():
-        return (np.empty(buffer_size, dtype=plan.dtype),
-                np.empty(ROWS * ACC_PITCH, dtype=plan.dtype))
+        return (_memory.empty(buffer_size, dtype=plan.dtype),
+                _memory.empty(ROWS * ACC_PITCH, dtype=plan.dtype))
 
     _pool.run(KERNELS[width_class(kw)], n_batch * c_in * n_bands, x, weight.reshape(-1), bias,
               target.reshape(-1), c_out, plan.out_shape[2], out_w, plan.pad_top, plan.pad_left,

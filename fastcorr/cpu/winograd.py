@@ -40,6 +40,7 @@ path only for finite operands.
 
 import numpy as np
 
+from .. import _memory
 from .. import _validate as v
 from .. import config
 from . import _pool
@@ -255,8 +256,8 @@ class _Tiles:
                        for first in range(0, rows, self.block_rows)]
         self._maps = boundary_maps(plan, 2 * self.tiles_h + 2, 2 * self.tiles_w + 2)
         size = 16 * self.block_rows * self.tiles_w
-        self._inputs = np.empty(size * plan.input_shape[1], dtype=plan.dtype)
-        self._products = np.empty(size * c_out, dtype=plan.dtype)
+        self._inputs = _memory.empty(size * plan.input_shape[1], dtype=plan.dtype)
+        self._products = _memory.empty(size * c_out, dtype=plan.dtype)
 
     def _view(self, buffer, channels, first, last):
         count = (last - first) * self.tiles_w
@@ -270,7 +271,7 @@ class _Tiles:
         cols = 2 * self.tiles_w + 2
 
         def scratch():
-            return np.empty(4 * cols, dtype=plan.dtype)
+            return _memory.empty(4 * cols, dtype=plan.dtype)
 
         _pool.run(input_tiles, c_in * (last - first), x, first, self.tiles_h, self.tiles_w,
                   plan.pad_left, *self._maps, plan.dtype.type(plan.fill), tiles,
@@ -282,7 +283,7 @@ class _Tiles:
         return self._view(self._products, self.plan.out_shape[1], first, last)
 
     def pair(self):
-        return np.empty(4 * self.tiles_w, dtype=self.plan.dtype)
+        return _memory.empty(4 * self.tiles_w, dtype=self.plan.dtype)
 
 
 def _grouped(a, groups):
@@ -358,7 +359,7 @@ def transformed_weights(weight, plan, rotate=False):
     """``U[e] = (G g G^T)[e]`` for every kernel (rotated if ``rotate``):
     (16, groups, C_out/g, C_in/g)."""
     c_out, c_in_g = plan.weight_shape[:2]
-    u = np.empty((16, c_out, c_in_g), dtype=plan.dtype)
+    u = _memory.empty((16, c_out, c_in_g), dtype=plan.dtype)
     _pool.run(weight_tiles, c_out, weight, rotate, u, work=16 * u.size)
     return u.reshape(16, plan.groups, c_out // plan.groups, c_in_g)
 
@@ -409,7 +410,7 @@ def grad_input(grad_out, weight, grad_x, plan):
         inner = _transposed(plan, (h, w), 2 - plan.pad_top, 2 - plan.pad_left)
         return _correlate(grad_out, u, None, grad_x, inner)
     padded_hw = (h + plan.pad_top + plan.pad_bottom, w + plan.pad_left + plan.pad_right)
-    padded = np.empty((n, c) + padded_hw, dtype=plan.dtype)
+    padded = _memory.empty((n, c) + padded_hw, dtype=plan.dtype)
     _correlate(grad_out, u, None, padded, _transposed(plan, padded_hw, 2, 2))
     _pool.run(fold_planes, n * c, padded.reshape(n * c, *padded_hw), grad_x.reshape(n * c, h, w),
               -plan.pad_top, -plan.pad_left, plan.pad_mode, work=padded.size)
@@ -421,8 +422,8 @@ def grad_weight(grad_out, x, grad_w, plan):
     tiling = _Tiles(plan)
     groups = plan.groups
     c_out, c_in_g = plan.weight_shape[:2]
-    total = np.empty((16, groups, c_out // groups, c_in_g), dtype=plan.dtype)
-    product = np.empty_like(total) if len(tiling.blocks) > 1 else None
+    total = _memory.empty((16, groups, c_out // groups, c_in_g), dtype=plan.dtype)
+    product = _memory.empty(total.shape, total.dtype) if len(tiling.blocks) > 1 else None
     for index, (first, last) in enumerate(tiling.blocks):  # products added in block order
         tiles = tiling.inputs(x, first, last)
         grads = tiling.products(first, last)
