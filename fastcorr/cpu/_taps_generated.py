@@ -5,7 +5,7 @@ Run ``python -m fastcorr.cpu._taps_source`` to regenerate; a test checks this fi
 
 import numpy as np
 
-from ._indexing import pad_into
+from ._indexing import copy_with_maps
 from ._jit import kernel
 
 ROWS = 4
@@ -15,12 +15,13 @@ NARROW = 8
 
 
 @kernel
-def correlate_w1(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, pad_mode, fill, kh, kw,
-        sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_w1(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
+        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
-    ``buf`` holds a band's padded input, ``acc`` a block's sums between passes (4 x
+    ``buf`` holds a band's padded input (through the boundary maps of the whole padded
+    plane, ``row_map, col_map, lo, hi``), ``acc`` a block's sums between passes (4 x
     528)."""
     c_src = x.shape[1]
     s_pitch = out_w + (kw - 1) * dw
@@ -32,8 +33,8 @@ def correlate_w1(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, p
         c = task // n_bands % c_src
         r0 = band * band_rows
         rows = out_h - r0 if band == n_bands - 1 else band_rows
-        pad_into(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch, r0 * sh - pad_top,
-                 -pad_left, pad_mode, fill)
+        copy_with_maps(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch,
+                       row_map[r0 * sh:], col_map, lo, hi, pad_left, fill)
         for co in range(c * c_out_g, (c + 1) * c_out_g):
             b = bias[co]
             wb = co * kh * kw
@@ -155,12 +156,13 @@ def correlate_w1(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, p
 
 
 @kernel
-def correlate_w2(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, pad_mode, fill, kh, kw,
-        sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_w2(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
+        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
-    ``buf`` holds a band's padded input, ``acc`` a block's sums between passes (4 x
+    ``buf`` holds a band's padded input (through the boundary maps of the whole padded
+    plane, ``row_map, col_map, lo, hi``), ``acc`` a block's sums between passes (4 x
     528)."""
     c_src = x.shape[1]
     s_pitch = out_w + (kw - 1) * dw
@@ -172,8 +174,8 @@ def correlate_w2(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, p
         c = task // n_bands % c_src
         r0 = band * band_rows
         rows = out_h - r0 if band == n_bands - 1 else band_rows
-        pad_into(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch, r0 * sh - pad_top,
-                 -pad_left, pad_mode, fill)
+        copy_with_maps(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch,
+                       row_map[r0 * sh:], col_map, lo, hi, pad_left, fill)
         for co in range(c * c_out_g, (c + 1) * c_out_g):
             b = bias[co]
             wb = co * kh * kw
@@ -329,12 +331,13 @@ def correlate_w2(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, p
 
 
 @kernel
-def correlate_w3(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, pad_mode, fill, kh, kw,
-        sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_w3(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
+        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
-    ``buf`` holds a band's padded input, ``acc`` a block's sums between passes (4 x
+    ``buf`` holds a band's padded input (through the boundary maps of the whole padded
+    plane, ``row_map, col_map, lo, hi``), ``acc`` a block's sums between passes (4 x
     528)."""
     c_src = x.shape[1]
     s_pitch = out_w + (kw - 1) * dw
@@ -346,8 +349,8 @@ def correlate_w3(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, p
         c = task // n_bands % c_src
         r0 = band * band_rows
         rows = out_h - r0 if band == n_bands - 1 else band_rows
-        pad_into(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch, r0 * sh - pad_top,
-                 -pad_left, pad_mode, fill)
+        copy_with_maps(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch,
+                       row_map[r0 * sh:], col_map, lo, hi, pad_left, fill)
         for co in range(c * c_out_g, (c + 1) * c_out_g):
             b = bias[co]
             wb = co * kh * kw
@@ -537,12 +540,13 @@ def correlate_w3(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, p
 
 
 @kernel
-def correlate_w4(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, pad_mode, fill, kh, kw,
-        sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_w4(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
+        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
-    ``buf`` holds a band's padded input, ``acc`` a block's sums between passes (4 x
+    ``buf`` holds a band's padded input (through the boundary maps of the whole padded
+    plane, ``row_map, col_map, lo, hi``), ``acc`` a block's sums between passes (4 x
     528)."""
     c_src = x.shape[1]
     s_pitch = out_w + (kw - 1) * dw
@@ -554,8 +558,8 @@ def correlate_w4(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, p
         c = task // n_bands % c_src
         r0 = band * band_rows
         rows = out_h - r0 if band == n_bands - 1 else band_rows
-        pad_into(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch, r0 * sh - pad_top,
-                 -pad_left, pad_mode, fill)
+        copy_with_maps(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch,
+                       row_map[r0 * sh:], col_map, lo, hi, pad_left, fill)
         for co in range(c * c_out_g, (c + 1) * c_out_g):
             b = bias[co]
             wb = co * kh * kw
@@ -779,12 +783,13 @@ def correlate_w4(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, p
 
 
 @kernel
-def correlate_w5(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, pad_mode, fill, kh, kw,
-        sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_w5(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
+        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
-    ``buf`` holds a band's padded input, ``acc`` a block's sums between passes (4 x
+    ``buf`` holds a band's padded input (through the boundary maps of the whole padded
+    plane, ``row_map, col_map, lo, hi``), ``acc`` a block's sums between passes (4 x
     528)."""
     c_src = x.shape[1]
     s_pitch = out_w + (kw - 1) * dw
@@ -796,8 +801,8 @@ def correlate_w5(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, p
         c = task // n_bands % c_src
         r0 = band * band_rows
         rows = out_h - r0 if band == n_bands - 1 else band_rows
-        pad_into(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch, r0 * sh - pad_top,
-                 -pad_left, pad_mode, fill)
+        copy_with_maps(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch,
+                       row_map[r0 * sh:], col_map, lo, hi, pad_left, fill)
         for co in range(c * c_out_g, (c + 1) * c_out_g):
             b = bias[co]
             wb = co * kh * kw
@@ -1055,12 +1060,13 @@ def correlate_w5(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, p
 
 
 @kernel
-def correlate_w6(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, pad_mode, fill, kh, kw,
-        sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_w6(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
+        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
-    ``buf`` holds a band's padded input, ``acc`` a block's sums between passes (4 x
+    ``buf`` holds a band's padded input (through the boundary maps of the whole padded
+    plane, ``row_map, col_map, lo, hi``), ``acc`` a block's sums between passes (4 x
     528)."""
     c_src = x.shape[1]
     s_pitch = out_w + (kw - 1) * dw
@@ -1072,8 +1078,8 @@ def correlate_w6(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, p
         c = task // n_bands % c_src
         r0 = band * band_rows
         rows = out_h - r0 if band == n_bands - 1 else band_rows
-        pad_into(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch, r0 * sh - pad_top,
-                 -pad_left, pad_mode, fill)
+        copy_with_maps(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch,
+                       row_map[r0 * sh:], col_map, lo, hi, pad_left, fill)
         for co in range(c * c_out_g, (c + 1) * c_out_g):
             b = bias[co]
             wb = co * kh * kw
@@ -1365,12 +1371,13 @@ def correlate_w6(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, p
 
 
 @kernel
-def correlate_w7(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, pad_mode, fill, kh, kw,
-        sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_w7(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
+        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
-    ``buf`` holds a band's padded input, ``acc`` a block's sums between passes (4 x
+    ``buf`` holds a band's padded input (through the boundary maps of the whole padded
+    plane, ``row_map, col_map, lo, hi``), ``acc`` a block's sums between passes (4 x
     528)."""
     c_src = x.shape[1]
     s_pitch = out_w + (kw - 1) * dw
@@ -1382,8 +1389,8 @@ def correlate_w7(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, p
         c = task // n_bands % c_src
         r0 = band * band_rows
         rows = out_h - r0 if band == n_bands - 1 else band_rows
-        pad_into(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch, r0 * sh - pad_top,
-                 -pad_left, pad_mode, fill)
+        copy_with_maps(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch,
+                       row_map[r0 * sh:], col_map, lo, hi, pad_left, fill)
         for co in range(c * c_out_g, (c + 1) * c_out_g):
             b = bias[co]
             wb = co * kh * kw
@@ -1709,12 +1716,13 @@ def correlate_w7(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, p
 
 
 @kernel
-def correlate_w8(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, pad_mode, fill, kh, kw,
-        sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_w8(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
+        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
-    ``buf`` holds a band's padded input, ``acc`` a block's sums between passes (4 x
+    ``buf`` holds a band's padded input (through the boundary maps of the whole padded
+    plane, ``row_map, col_map, lo, hi``), ``acc`` a block's sums between passes (4 x
     528)."""
     c_src = x.shape[1]
     s_pitch = out_w + (kw - 1) * dw
@@ -1726,8 +1734,8 @@ def correlate_w8(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, p
         c = task // n_bands % c_src
         r0 = band * band_rows
         rows = out_h - r0 if band == n_bands - 1 else band_rows
-        pad_into(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch, r0 * sh - pad_top,
-                 -pad_left, pad_mode, fill)
+        copy_with_maps(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch,
+                       row_map[r0 * sh:], col_map, lo, hi, pad_left, fill)
         for co in range(c * c_out_g, (c + 1) * c_out_g):
             b = bias[co]
             wb = co * kh * kw
@@ -2087,12 +2095,13 @@ def correlate_w8(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, p
 
 
 @kernel
-def correlate_wide(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, pad_mode, fill, kh, kw,
-        sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_wide(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
+        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
-    ``buf`` holds a band's padded input, ``acc`` a block's sums between passes (4 x
+    ``buf`` holds a band's padded input (through the boundary maps of the whole padded
+    plane, ``row_map, col_map, lo, hi``), ``acc`` a block's sums between passes (4 x
     528)."""
     c_src = x.shape[1]
     s_pitch = out_w + (kw - 1) * dw
@@ -2104,8 +2113,8 @@ def correlate_wide(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left,
         c = task // n_bands % c_src
         r0 = band * band_rows
         rows = out_h - r0 if band == n_bands - 1 else band_rows
-        pad_into(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch, r0 * sh - pad_top,
-                 -pad_left, pad_mode, fill)
+        copy_with_maps(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch,
+                       row_map[r0 * sh:], col_map, lo, hi, pad_left, fill)
         for co in range(c * c_out_g, (c + 1) * c_out_g):
             b = bias[co]
             wb = co * kh * kw

@@ -39,7 +39,7 @@ Run ``python -m fastcorr.cpu._taps_source`` to regenerate; a test checks this fi
 
 import numpy as np
 
-from ._indexing import pad_into
+from ._indexing import copy_with_maps
 from ._jit import kernel
 
 ROWS = {rows}
@@ -51,12 +51,13 @@ NARROW = {narrow}
 SIGNATURE = """
 
 @kernel
-def {name}(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, pad_mode, fill, kh, kw,
-        sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def {name}(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
+        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     \"\"\"Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
-    ``buf`` holds a band's padded input, ``acc`` a block's sums between passes ({rows} x
+    ``buf`` holds a band's padded input (through the boundary maps of the whole padded
+    plane, ``row_map, col_map, lo, hi``), ``acc`` a block's sums between passes ({rows} x
     {acc_pitch}).\"\"\"
     c_src = x.shape[1]
     s_pitch = out_w + (kw - 1) * dw
@@ -68,8 +69,8 @@ def {name}(x, weight, bias, out, c_out, out_h, out_w, pad_top, pad_left, pad_mod
         c = task // n_bands % c_src
         r0 = band * band_rows
         rows = out_h - r0 if band == n_bands - 1 else band_rows
-        pad_into(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch, r0 * sh - pad_top,
-                 -pad_left, pad_mode, fill)
+        copy_with_maps(x[n, c], buf, (rows - 1) * sh + (kh - 1) * dh + 1, s_pitch,
+                       row_map[r0 * sh:], col_map, lo, hi, pad_left, fill)
         for co in range(c * c_out_g, (c + 1) * c_out_g):
             b = bias[co]
             wb = co * kh * kw
