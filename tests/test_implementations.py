@@ -449,7 +449,7 @@ def test_flat_shared_frames_agree_bitwise_with_rows(dtype):
         b = rng.standard_normal(3).astype(dtype)
         plan = _plan(x, wt, b, dict(dict(stride=1, dilation=1, groups=3, padding_mode="zeros"),
                                     **kwargs))
-        rows, cols = flat._shared_frame(plan)
+        rows, cols = _indexing.shared_frame(plan)
         padded_rows, padded_cols = _indexing.phase_extent(plan)[:2]
         assert rows * cols <= padded_rows * padded_cols
         results = []

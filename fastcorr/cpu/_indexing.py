@@ -103,6 +103,22 @@ def phase_extent(plan):
     return rows, cols, -(-rows // sh), -(-cols // sw)
 
 
+def shared_frame(plan):
+    """``(rows, cols)`` of a plane's block when neighbours share their fill (unit strides,
+    a constant fill): the plane at ``(pad_top, pad_left)`` of a ``rows x cols`` block, with
+    ``cols - W`` fill columns that are both a row's right padding and the next row's left
+    padding, and ``rows - H`` fill rows that are both an image's bottom padding and the next
+    image's top. A 7x7 plane with a 3x3 kernel takes an 8x8 block instead of 9x9, a 14x14
+    plane with a 7x7 kernel 17x17 instead of 20x20: the taps' loops run over that many
+    fewer dropped samples. A block still holds its outputs (``rows >= H_out``, ``cols >=
+    W_out``: padding wider than the kernel reaches makes it larger), so the sums of a stack
+    fit its blocks."""
+    h, w = plan.input_shape[2:]
+    out_h, out_w = plan.out_shape[2:]
+    return (h + max(plan.pad_top, plan.pad_bottom, out_h - h),
+            w + max(plan.pad_left, plan.pad_right, out_w - w))
+
+
 @helper
 def column_phases(j_lo, j_hi, offset, stride_w, phase_pitch):
     """How :func:`phase_row` splits padded columns ``j_lo <= j < j_hi`` (``row[j + offset]``)

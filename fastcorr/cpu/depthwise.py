@@ -284,7 +284,7 @@ def grad_weight(grad_out, x, grad_w, plan):
     def scratch():
         # (the last image's blocks read up to LANES samples past its plane: zeros)
         return (_memory.zeros(per_chunk * sh * sw * phase_rows * phase_cols + LANES,
-                         dtype=plan.dtype),
+                              dtype=plan.dtype),
                 _memory.empty(plane if (sh, sw) != (1, 1) else 1, dtype=plan.dtype),
                 _memory.empty(per_chunk * length, dtype=plan.dtype),
                 _memory.empty(length, dtype=plan.dtype), _memory.empty(LANES, dtype=plan.dtype))

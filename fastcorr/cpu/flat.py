@@ -9,9 +9,10 @@ flattened buffer: output ``(i, j)`` of the ``k``-th plane sits at ``t = k * plan
 j``, and tap ``(p, q)`` adds ``w[p, q] * padded[t + shift(p, q)]`` for every ``t`` at once, one
 long vector loop, four taps a pass (the columns between rows and the rows between planes are
 computed and dropped; with zero padding at unit strides, rows and planes share their padding,
-:func:`_shared_frame`, so that fewer are). With strides, each plane is stored as its ``sh * sw`` stride phases
-(sample ``(r, c)`` in phase ``(r % sh, c % sw)`` at ``(r // sh, c // sw)``), so that the
-outputs are again consecutive and each tap reads one phase: no sample is computed in vain.
+:func:`fastcorr.cpu._indexing.shared_frame`, so that fewer are). With strides, each plane
+is stored as its ``sh * sw`` stride phases (sample ``(r, c)`` in phase ``(r % sh, c % sw)``
+at ``(r // sh, c // sw)``), so that the outputs are again consecutive and each tap reads one
+phase: no sample is computed in vain.
 The stack keeps each phase of all its images together, so the taps' loops run over the
 images' first phases only (they had run over every phase of every image but the last, 4x the
 work on a stack of 14x14 planes at stride 2).
@@ -46,7 +47,7 @@ from .. import _memory
 from .._validate import ZEROS
 from . import _pool, depthwise
 from ._indexing import (boundary_maps, column_phases, copy_with_maps, in_range_span,
-                        phase_extent, phase_row, phase_row_starts, tap_shifts)
+                        phase_extent, phase_row, phase_row_starts, shared_frame, tap_shifts)
 from ._jit import helper, kernel
 
 #: The vector loops run over a multiple of this many samples (the samples past the span are
@@ -133,7 +134,8 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
     padded : ndarray, shape (C_in/groups * stack * plane + reach,) with ``plane = sh * sw *
         phase_rows * phase_cols``: the task's planes, then zeros (the fill with zero padding)
         as far as the farthest tap reads from the last block of a vector loop (with a shared
-        frame, :func:`_shared_frame`, the last plane's bottom padding lies there)
+        frame, :func:`fastcorr.cpu._indexing.shared_frame`, the last plane's bottom padding
+        lies there)
     acc : ndarray, shape (stack * phase_rows * phase_cols + LANES,): the sums
     shifts : ndarray of uintp, shape (kH * kW,): where each tap's samples start in a plane's
         buffer (:func:`tap_shifts`)
@@ -229,22 +231,6 @@ def correlate_flat(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
                         dst[at + j] = acc[base + j]
 
 
-def _shared_frame(plan):
-    """``(rows, cols)`` of a plane's block when neighbours share their fill (unit strides,
-    a constant fill): the plane at ``(pad_top, pad_left)`` of a ``rows x cols`` block, with
-    ``cols - W`` fill columns that are both a row's right padding and the next row's left
-    padding, and ``rows - H`` fill rows that are both an image's bottom padding and the next
-    image's top. A 7x7 plane with a 3x3 kernel takes an 8x8 block instead of 9x9, a 14x14
-    plane with a 7x7 kernel 17x17 instead of 20x20: the taps' loops run over that many
-    fewer dropped samples. A block still holds its outputs (``rows >= H_out``, ``cols >=
-    W_out``: padding wider than the kernel reaches makes it larger), so the sums of a stack
-    fit its blocks."""
-    h, w = plan.input_shape[2:]
-    out_h, out_w = plan.out_shape[2:]
-    return (h + max(plan.pad_top, plan.pad_bottom, out_h - h),
-            w + max(plan.pad_left, plan.pad_right, out_w - w))
-
-
 @functools.lru_cache(maxsize=256)
 def _layout(plan):
     """``(rows, cols, phase_rows, phase_cols, stack, shifts, maps)`` of a plan: the extent
@@ -253,7 +239,7 @@ def _layout(plan):
     computing them cost a small call 15 us). The arrays are shared: never written."""
     rows, cols, phase_rows, phase_cols = phase_extent(plan)
     if plan.stride == (1, 1) and plan.pad_mode == ZEROS:
-        rows, cols = _shared_frame(plan)
+        rows, cols = shared_frame(plan)
         phase_rows, phase_cols = rows, cols
     block = phase_rows * phase_cols
     plane = plan.stride[0] * plan.stride[1] * block
