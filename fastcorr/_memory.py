@@ -10,14 +10,21 @@ and where a buffer fell was chance, so the same call ran at either speed from on
 the next. 32-byte boundaries suffice for those halves; 64 bytes is a cache line.
 """
 
+import math
+
 import numpy as np
 
 #: Where every array made here starts: a multiple of this many bytes.
 ALIGNMENT = 64
 
+#: Smaller arrays are NumPy's own (aligning costs a couple of microseconds a call, more than
+#: a loop over a few hundred bytes can lose to a split access).
+MIN_ALIGNED_BYTES = 1024
+
 
 def empty(shape, dtype):
-    """An uninitialised array of ``shape`` and ``dtype`` starting on an ALIGNMENT boundary.
+    """An uninitialised array of ``shape`` and ``dtype`` starting on an ALIGNMENT boundary
+    (from MIN_ALIGNED_BYTES on; smaller ones as NumPy allocates them).
 
     Parameters
     ----------
@@ -32,13 +39,16 @@ def empty(shape, dtype):
     --------
     >>> import numpy as np
     >>> from fastcorr import _memory
-    >>> a = _memory.empty((3, 5), np.float32)
+    >>> a = _memory.empty((30, 50), np.float32)
     >>> a.shape, a.ctypes.data % _memory.ALIGNMENT
-    ((3, 5), 0)
+    ((30, 50), 0)
     """
+    # (a few microseconds a call: the kernels' small calls make four of them)
     dtype = np.dtype(dtype)
-    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < MIN_ALIGNED_BYTES:
+        return np.empty(shape, dtype=dtype)
     raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
     start = -raw.ctypes.data % ALIGNMENT
     return raw[start:start + nbytes].view(dtype).reshape(shape)
