@@ -140,28 +140,37 @@ def grad_weight_rows(grad_out, x, partial, stride_h, stride_w, dil_h, dil_w, pad
 
 
 @kernel
-def channel_sums(grad_out, grad_b, task_lo, task_hi):
+def channel_sums(grad_out, grad_b, acc, task_lo, task_hi):
     """``grad_b[c] = grad_out[:, c].sum()``: the bias gradient. Tasks are channels.
 
-    A task keeps a row of sums, one per column, that a vector loop adds each row of every
-    image to, in order; the row is then summed left to right.
+    A task keeps ``len(acc)`` partial sums: a vector loop adds each image's flattened plane
+    to them block by block, in order (the plane's last, partial block onto the first sums),
+    and the sums are then added left to right. Row by row, with a row of sums allocated per
+    channel, a 7x7 plane's channel had cost more than its 392 additions: 960 channels took
+    0.60 ms, 2.7x NumPy's ``sum``.
 
     Parameters
     ----------
     grad_out : ndarray, shape (N, C, H, W), C-contiguous
     grad_b : ndarray, shape (C,); overwritten
+    acc : ndarray, shape (lanes,): the task's sums
     """
-    n_batch, _, h, w = grad_out.shape
-    width = np.uintp(w)
+    n_batch, c_all, h, w = grad_out.shape
+    planes = grad_out.reshape(n_batch * c_all, h * w)
+    lanes = np.uintp(acc.shape[0])
+    size = np.uintp(h * w)
+    whole = size // lanes * lanes
     for c in range(task_lo, task_hi):
-        acc = np.zeros(w, dtype=grad_out.dtype)
+        for j in range(lanes):
+            acc[j] = 0
         for n in range(n_batch):
-            plane = grad_out[n, c]
-            for i in range(h):
-                row = plane[i]
-                for j in range(width):
-                    acc[j] += row[j]
+            plane = planes[n * c_all + c]
+            for b in range(0, whole, lanes):
+                for j in range(lanes):
+                    acc[j] += plane[b + j]
+            for j in range(size - whole):
+                acc[j] += plane[whole + j]
         total = acc[0]
-        for j in range(1, w):
+        for j in range(1, lanes):
             total += acc[j]
         grad_b[c] = total
