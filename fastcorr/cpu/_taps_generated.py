@@ -15,8 +15,8 @@ NARROW = 8
 
 
 @kernel
-def correlate_w1(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
-        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_w1(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi,
+        fill, kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
@@ -156,8 +156,8 @@ def correlate_w1(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
 
 
 @kernel
-def correlate_w2(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
-        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_w2(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi,
+        fill, kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
@@ -331,8 +331,8 @@ def correlate_w2(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
 
 
 @kernel
-def correlate_w3(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
-        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_w3(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi,
+        fill, kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
@@ -540,8 +540,8 @@ def correlate_w3(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
 
 
 @kernel
-def correlate_w4(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
-        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_w4(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi,
+        fill, kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
@@ -783,8 +783,8 @@ def correlate_w4(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
 
 
 @kernel
-def correlate_w5(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
-        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_w5(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi,
+        fill, kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
@@ -1060,8 +1060,8 @@ def correlate_w5(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
 
 
 @kernel
-def correlate_w6(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
-        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_w6(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi,
+        fill, kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
@@ -1371,8 +1371,8 @@ def correlate_w6(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
 
 
 @kernel
-def correlate_w7(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
-        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_w7(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi,
+        fill, kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
@@ -1716,8 +1716,8 @@ def correlate_w7(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
 
 
 @kernel
-def correlate_w8(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
-        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_w8(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi,
+        fill, kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
@@ -2095,8 +2095,8 @@ def correlate_w8(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
 
 
 @kernel
-def correlate_wide(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
-        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def correlate_wide(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi,
+        fill, kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     """Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,

@@ -51,8 +51,8 @@ NARROW = {narrow}
 SIGNATURE = """
 
 @kernel
-def {name}(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi, fill,
-        kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
+def {name}(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, col_map, lo, hi,
+        fill, kh, kw, sh, dh, dw, c_out_g, band_rows, n_bands, buf, acc, task_lo, task_hi):
     \"\"\"Correlate bands of output rows, one input channel per group: see fastcorr.cpu.taps.
 
     Tasks are ``(input plane, band)``. ``out`` is the flat (N, C_out, out_h, out_w) result,
