@@ -138,7 +138,11 @@ def grad_weight_spans(grad_out, x, partial, stride_h, stride_w, pad_top, pad_lef
     (``shifts``; the columns between the gradient's rows are zeros), summed over the chunk's
     images into ``acc`` and reduced in a fixed order. The loops run over whole blocks of
     LANES samples (``framed`` holds zeros past each span): a 7x7 plane's span of 61 samples
-    had run one sample at a time, LLVM's vector loop taking 64 an iteration.
+    had run one sample at a time, LLVM's vector loop taking 64 an iteration. Taps go two a
+    pass (each gradient sample loaded once for both; every tap's sum in its own order, so
+    the result is as tap by tap): Zen 4, float32, batch 8, one process, 960 channels on 7^2
+    1.36x faster, 5x5/2 at 672 on 14^2 1.30x, 56^2 planes 1.11-1.19x. Four a pass was 2-3x
+    slower (LLVM no longer vectorised the loop).
 
     The zeros of ``framed`` and, with zero padding, the fill around the planes in ``padded``
     are written once a call, then each task copies only the samples inside (padding a 7x7
@@ -204,17 +208,33 @@ def grad_weight_spans(grad_out, x, partial, stride_h, stride_w, pad_top, pad_lef
                 start = np.uintp(i * out_w)
                 for j in range(np.uintp(out_w)):
                     framed[row + j] = g[start + j]
-        for p in range(kh):
-            for q in range(kw):
-                shift = np.uintp(shifts[p * kw + q])
+        n_taps = kh * kw
+        pairs = n_taps - n_taps % 2
+        second = np.uintp(length)  # where the second tap's sums start in ``acc``
+        for m in range(0, pairs, 2):
+            shift0, shift1 = np.uintp(shifts[m]), np.uintp(shifts[m + 1])
+            for t in range(2 * length):
+                acc[t] = 0
+            for k in range(count):
+                g_base = np.uintp(k * length)
+                x_base = np.uintp(k * plane)
                 for t in range(length):
-                    acc[t] = 0
-                for k in range(count):
-                    g_base = np.uintp(k * length)
-                    x_base = np.uintp(k * plane) + shift
-                    for t in range(length):
-                        acc[t] += framed[g_base + t] * padded[x_base + t]
-                partial[chunk, co, 0, p, q] = _sum_in_lanes(acc, length, lanes)
+                    f = framed[g_base + t]
+                    acc[t] += f * padded[x_base + shift0 + t]
+                    acc[second + t] += f * padded[x_base + shift1 + t]
+            partial[chunk, co, 0, m // kw, m % kw] = _sum_in_lanes(acc, length, lanes)
+            partial[chunk, co, 0, (m + 1) // kw, (m + 1) % kw] = _sum_in_lanes(
+                acc[second:], length, lanes)
+        for m in range(pairs, n_taps):
+            shift = np.uintp(shifts[m])
+            for t in range(length):
+                acc[t] = 0
+            for k in range(count):
+                g_base = np.uintp(k * length)
+                x_base = np.uintp(k * plane) + shift
+                for t in range(length):
+                    acc[t] += framed[g_base + t] * padded[x_base + t]
+            partial[chunk, co, 0, m // kw, m % kw] = _sum_in_lanes(acc, length, lanes)
 
 
 @kernel
@@ -287,7 +307,8 @@ def grad_weight(grad_out, x, grad_w, plan):
                               dtype=plan.dtype),
                 _memory.empty(plane if (sh, sw) != (1, 1) else 1, dtype=plan.dtype),
                 _memory.empty(per_chunk * length, dtype=plan.dtype),
-                _memory.empty(length, dtype=plan.dtype), _memory.empty(LANES, dtype=plan.dtype))
+                _memory.empty(2 * length, dtype=plan.dtype),
+                _memory.empty(LANES, dtype=plan.dtype))
 
     shifts = tap_shifts(plan, phase_rows, phase_cols, 0)
     _pool.run(grad_weight_spans, tasks, grad_out, x, partial, sh, sw, *common, rows, cols,
