@@ -16,7 +16,6 @@ output with fewer rows is computed into a taller buffer and copied. Sums run in 
 order, so the result is bitwise that of :func:`fastcorr.cpu.rows.correlate_rows`.
 """
 
-import functools
 from dataclasses import replace
 
 import numpy as np
@@ -103,14 +102,12 @@ def correlate(x, weight, bias, out, plan):
     return out
 
 
-@functools.lru_cache(maxsize=256)
 def _maps(plan):
     """The boundary maps of the padded input the outputs of ``plan`` read (at unit column
-    stride), :func:`fastcorr.cpu._indexing.boundary_maps`: the kernels copy through them
-    instead of evaluating the boundary rule, which had been a third of each width-class
-    kernel's compilation (the 3-tap kernel compiled in 3.1 s, 1.7 s without it). Remembered
-    per plan (a 4096^2 image's maps take milliseconds); the arrays are shared, never
-    written."""
+    stride), :func:`fastcorr.cpu._indexing.boundary_maps` (remembered there): the kernels
+    copy through them instead of evaluating the boundary rule, which had been a third of
+    each width-class kernel's compilation (the 3-tap kernel compiled in 3.1 s, 1.7 s without
+    it)."""
     kh, kw = plan.weight_shape[2:]
     (sh, _), (dh, dw) = plan.stride, plan.dilation
     rows = (plan.out_shape[2] - 1) * sh + (kh - 1) * dh + 1
