@@ -6,7 +6,7 @@ package's own folder by default) and every later process loads the kernels inste
 compiling them. Each step runs one tiny call with one implementation forced, for each float
 type, so every kernel of the CPU tables is compiled: the width classes of the "taps" kernels
 (every kernel width), the general kernels, the small-plane "flat" kernel, im2col + BLAS,
-Winograd's transforms, the FFT path and the gradients.
+Winograd's transforms (F(2x2) and F(4x4)), the FFT path and the gradients.
 """
 
 import numpy as np
@@ -64,6 +64,9 @@ def _steps(dtype):
                                 grad_weight="winograd"),
                lambda: fastcorr.conv2d_backward(g, x, w, **layer)
                + (fastcorr.conv2d(x, w, **layer),)),
+        forced("winograd4", dict(forward="winograd4", grad_input="winograd4"),
+               lambda: fastcorr.conv2d_backward(g, x, w, output_mask=(True, False, False),
+                                                **layer) + (fastcorr.conv2d(x, w, **layer),)),
         forced("image gradients", {},
                lambda: fastcorr.correlate2d_backward(np.ones((23, 26), dtype), image,
                                                      arr(4, 3))),

@@ -7,11 +7,12 @@ forward        ``rows`` (any plan), ``taps`` (one input channel per group: singl
                images, depthwise layers), ``flat`` (the same, for small planes; grouped
                layers with few channels per group), ``gemm``
                (im2col + BLAS: dense and grouped layers), ``pointwise`` (1x1, no padding),
-               ``winograd`` (3x3, unit strides and dilations), ``fft`` (stride 1)
+               ``winograd`` and ``winograd4`` (3x3, unit strides and dilations: F(2x2, 3x3)
+               and F(4x4, 3x3)), ``fft`` (stride 1)
 grad_input     ``scatter`` (any plan), ``taps`` (depthwise, unit strides, finite weights),
                ``flat`` (any plan at unit strides, for grouped layers with few channels per
                group too; depthwise at strides with zero padding, by stride phases),
-               ``gemm``, ``pointwise``, ``winograd``, ``fft``
+               ``gemm``, ``pointwise``, ``winograd``, ``winograd4``, ``fft``
 grad_weight    ``rows`` (any plan), ``planes`` (one input channel per group), ``gemm``,
                ``pointwise``, ``winograd``, ``fft``
 grad_bias      ``sums``
@@ -20,8 +21,9 @@ grad_bias      ``sums``
 ``method="direct"`` picks the direct implementation that suits the layer's shape;
 ``method="fft"`` the FFT; ``"auto"`` compares the predictions of :mod:`fastcorr.cpu.cost`
 (the FFT only for finite inputs), and takes Winograd's F(2x2, 3x3)
-(:mod:`fastcorr.cpu.winograd`) for stride-1 3x3 layers with enough channels per group
-(finite inputs). Every direct implementation sums each output's terms in
+(:mod:`fastcorr.cpu.winograd`) or F(4x4, 3x3) (:mod:`fastcorr.cpu.winograd4`, where its tiles
+are many for the channels) for stride-1 3x3 layers with enough channels per group (finite
+inputs). Every direct implementation sums each output's terms in
 one fixed order; "rows" and "taps" in the same order, so they agree bitwise.
 
 Kernels compile on first use, never at import. All of them run on fastcorr's own thread pool
@@ -171,6 +173,23 @@ def _auto_winograd(table, plan, operands):
     return operands is None or operands.finite()
 
 
+def _winograd4_pays(table, plan):
+    """Whether F(4x4, 3x3) beats F(2x2, 3x3) (forward and input gradient): when its 4x4 tiles
+    are at least as many as the channels. It halves the products' work, but its transforms
+    cost more a tile (its input transform's loads do not vectorize), and its transformed
+    weights (36 planes of C_out x C_in) are 2.25x F(2x2)'s, which dominates when the tiles
+    are few. Measured, Zen 4, float32, batch 8, forward F(2x2) / F(4x4) time: 64 channels on
+    56^2 1.10-1.20x, 128 on 28^2 1.25-1.35x, 256 on 28^2 1.53x, 128 on 14^2 1.15x; 256 on
+    14^2 (tiles = channels / 2) 0.99-1.09x, 512 on 7^2 0.58-0.81x."""
+    if "winograd4" not in table.names():
+        return False
+    extent = plan.out_shape if table.operation == "forward" else plan.input_shape
+    n, _, h, w = extent
+    c_out, c_in_g = plan.weight_shape[:2]
+    tiles = n * -(-h // 4) * -(-w // 4)
+    return tiles >= min(c_in_g, c_out // plan.groups)
+
+
 def _choose(direct_order):
     """A choose function: ``direct_order(plan, operands)`` lists the direct candidates in
     order of preference (the first that can compute the plan runs)."""
@@ -187,7 +206,7 @@ def _choose(direct_order):
         if method == "auto" and _auto_fft(table, plan, operands, direct):
             return "fft"
         if method == "auto" and _auto_winograd(table, plan, operands):
-            return "winograd"
+            return "winograd4" if _winograd4_pays(table, plan) else "winograd"
         return direct
 
     return choose
@@ -283,6 +302,8 @@ FORWARD = _Table("forward", [
                    why_not=_lazy("pointwise", "why_not")),
     Implementation("winograd", _lazy("winograd", "correlate"), method="winograd",
                    why_not=_lazy("winograd", "why_not")),
+    Implementation("winograd4", _lazy("winograd4", "correlate"), method="winograd",
+                   why_not=_lazy("winograd4", "why_not")),
     Implementation("fft", _lazy("fft", "correlate"), method="fft",
                    why_not=_lazy("fft", "why_not")),
 ], _forward_order)
@@ -297,6 +318,8 @@ GRAD_INPUT = _Table("grad_input", [
                    why_not=_lazy("pointwise", "why_not")),
     Implementation("winograd", _lazy("winograd", "grad_input"), method="winograd",
                    why_not=_lazy("winograd", "input_why_not")),
+    Implementation("winograd4", _lazy("winograd4", "grad_input"), method="winograd",
+                   why_not=_lazy("winograd4", "input_why_not")),
     Implementation("fft", _lazy("fft", "grad_input"), method="fft",
                    why_not=_lazy("fft", "why_not")),
 ], _grad_input_order)

@@ -17,7 +17,8 @@ of tiles, ``M[e] = U[e] @ V[e]`` with ``U[e]`` (C_out, C_in) the transformed wei
 ``V[e]`` (C_in, tiles) the transformed inputs: 2.25x fewer multiply-adds than the direct sums,
 done by NumPy's BLAS (one batched ``matmul`` over the 16 components and the groups).
 fastcorr's threads run the transforms (:func:`input_tiles`, :func:`output_tiles`, and the
-adjoint :func:`gradient_tiles`).
+adjoint :func:`gradient_tiles`); the kernels' transforms are one more BLAS product. F(4x4, 3x3)
+(:mod:`fastcorr.cpu.winograd4`) shares the tiling and the host code (:class:`Transforms`).
 
 - forward: transform input tiles, multiply, transform back (plus bias);
 - input gradient: the forward of the output gradient with the rotated, transposed kernel
