@@ -9,9 +9,14 @@ CPU_OUT_CHANNEL_BLOCK = 8
 #: 56x56 image of a 64-channel 3x3 layer).
 CPU_IM2COL_BLOCK_ELEMENTS = 1 << 21
 
-#: Largest block of transformed input tiles (elements: 16 x channels x tiles) of the Winograd
-#: path; the block's products take as many for the output channels.
-CPU_WINOGRAD_BLOCK_ELEMENTS = 1 << 20
+#: A block of transformed input tiles of the Winograd path (elements: components x channels
+#: x tiles) holds twice the transformed weights' elements, within these bounds: few channels
+#: keep a block and its products in the cores' L2, many re-read the weights fewer times
+#: (see fastcorr.cpu.winograd._Tiles for the measurements).
+CPU_WINOGRAD_MIN_BLOCK_ELEMENTS = 1 << 18
+CPU_WINOGRAD_MAX_BLOCK_ELEMENTS = 1 << 22
+#: The weight gradient's blocks (its products sum over the tiles: larger blocks, fewer sums).
+CPU_WINOGRAD_GRAD_WEIGHT_BLOCK_ELEMENTS = 1 << 20
 
 #: "auto" takes Winograd's F(2x2, 3x3) for stride-1 3x3 layers with at least this many input
 #: and output channels per group (see fastcorr.cpu._auto_winograd for the measurements).
