@@ -19,7 +19,11 @@ method : {"auto", "direct", "fft"}
     "direct" for non-finite inputs; for stride-1 3x3 layers with at least 8 channels per
     group (CPU) it takes Winograd's F(2x2, 3x3), 16 products per 2x2 tile of outputs
     instead of 36, whose error is comparable to the direct sums' (tested within 4x; a few
-    1e-7 of the largest output in float32; see :mod:`fastcorr.cpu.winograd`).
+    1e-7 of the largest output in float32; see :mod:`fastcorr.cpu.winograd`), and for the
+    forward and the input gradient of layers with many tiles for their channels F(4x4, 3x3),
+    36 products per 4x4 tile instead of 144, whose error is 5-43x the direct sums' (about
+    1e-5 of the largest output in float32; see :mod:`fastcorr.cpu.winograd4`); "direct"
+    keeps the direct sums.
     :func:`fastcorr.trace` shows which implementation ran.
 ''',
     "backend": '''
