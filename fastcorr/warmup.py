@@ -64,9 +64,10 @@ def _steps(dtype):
                                 grad_weight="winograd"),
                lambda: fastcorr.conv2d_backward(g, x, w, **layer)
                + (fastcorr.conv2d(x, w, **layer),)),
-        forced("winograd4", dict(forward="winograd4", grad_input="winograd4"),
-               lambda: fastcorr.conv2d_backward(g, x, w, output_mask=(True, False, False),
-                                                **layer) + (fastcorr.conv2d(x, w, **layer),)),
+        forced("winograd4", dict(forward="winograd4", grad_input="winograd4",
+                                 grad_weight="winograd4"),
+               lambda: fastcorr.conv2d_backward(g, x, w, **layer)
+               + (fastcorr.conv2d(x, w, **layer),)),
         forced("image gradients", {},
                lambda: fastcorr.correlate2d_backward(np.ones((23, 26), dtype), image,
                                                      arr(4, 3))),

@@ -71,6 +71,10 @@ def winograd_bound(operation, x, weight, g, groups, dtype):
     with the transposed kernel. For the weight gradient, a transformed output-gradient tile
     entry is at most 4 max|g|, the sums run over the ``T`` tiles, and ``G^T . G`` at most
     quadruples: ``64 * 16 max|g| max|x|`` per tile, ``T + 16`` roundings.
+
+    F(4x4, 3x3) ("winograd4") is held to the same bound, which is what the issue asks of it
+    (the tolerance the F(2x2) tests already use): its errors measured at most 0.1% of it on
+    32 channels (its own a-priori bound would be hundreds of times looser).
     """
     eps = np.finfo(dtype).eps
     c_out, c_in_g = weight.shape[:2]
@@ -265,7 +269,7 @@ def test_pointwise_matches_torch(kwargs, dtype):
 
 
 #: How many times the im2col path's largest error each Winograd algorithm may make (on the
-#: layer of the test below; measured: F(2x2) 1-3x, F(4x4) 15-40x).
+#: layer of the test below; measured: F(2x2) 0.5-1.8x, F(4x4) 2-43x).
 ERROR_FACTOR = {"winograd": 4, "winograd4": 64}
 
 
@@ -273,7 +277,8 @@ ERROR_FACTOR = {"winograd": 4, "winograd4": 64}
 @pytest.mark.parametrize("operation, name", [("forward", "winograd"), ("grad_input", "winograd"),
                                              ("grad_weight", "winograd"),
                                              ("forward", "winograd4"),
-                                             ("grad_input", "winograd4")])
+                                             ("grad_input", "winograd4"),
+                                             ("grad_weight", "winograd4")])
 def test_winograd_error_is_a_few_times_the_direct_error(operation, name, dtype):
     """On a layer of realistic depth (32 channels), Winograd's error against the float64
     reference stays within ERROR_FACTOR times the im2col path's (the docs state "a few
@@ -312,9 +317,9 @@ def test_auto_takes_winograd_for_stride_one_3x3_layers(dtype):
                                      x, w, padding=1, output_mask=(True, True, False), **kwargs)
         return [r.implementation for r in ran]
 
-    # 4x4 tiles at least as many as the channels (2 x 4 x 4 = 32 for 16): F(4x4) forward and
-    # input gradient; the weight gradient is F(2x2)'s
-    assert ran_for(x, w, g) == ["winograd4", "winograd4", "winograd"]
+    # 4x4 tiles at least as many as the channels (2 x 4 x 4 = 32 for 16): F(4x4); twice as
+    # many for the weight gradient
+    assert ran_for(x, w, g) == ["winograd4"] * 3
     assert {r.method for r in _trace(x, w)} == {"winograd"}
     assert ran_for(x, w, g, method="direct") == ["gemm"] * 3
     # groups of 4 channels: the forward and the input gradient through "flat", the weight
@@ -352,9 +357,9 @@ def _trace(x, w):
                                     dict(padding=(2, 1), padding_mode="circular", groups=3),
                                     dict(padding=1, padding_mode="replicate")])
 def test_winograd_matches_torch(kwargs, name, dtype):
-    """Winograd's F(2x2, 3x3) and F(4x4, 3x3) (forward and input gradient; its weight
-    gradient is F(2x2)'s) against torch (float64), output sizes of every remainder modulo 4,
-    every boundary rule, groups, a bias, within the same bound."""
+    """Winograd's F(2x2, 3x3) and F(4x4, 3x3): forward and both gradients against torch
+    (float64), output sizes of every remainder modulo 4, every boundary rule, groups, a bias,
+    within the same bound."""
     from helpers import assert_within, torch_conv2d
     from test_conv2d import error_bound
     from test_gradients import torch_grads
@@ -364,7 +369,7 @@ def test_winograd_matches_torch(kwargs, name, dtype):
     x = rng.standard_normal((2, 12 * groups, 18, 13)).astype(dtype)
     w = rng.standard_normal((12 * groups, 12, 3, 3)).astype(dtype)
     b = rng.standard_normal(12 * groups).astype(dtype)
-    names = dict(forward=name, grad_input=name, grad_weight="winograd")
+    names = dict(forward=name, grad_input=name, grad_weight=name)
     with _select.force("cpu", **names), fastcorr.trace() as ran:  # (groups: forward "flat")
         y = fastcorr.conv2d(x, w, b, **kwargs)
         g = rng.standard_normal(y.shape).astype(dtype)
@@ -572,7 +577,7 @@ def test_buffers_and_results_start_on_64_byte_boundaries(monkeypatch):
             (rng.standard_normal((8, 8, 3, 3)), dict(padding=1),
              dict(forward="winograd", grad_input="winograd", grad_weight="winograd")),
             (rng.standard_normal((8, 8, 3, 3)), dict(padding=1),
-             dict(forward="winograd4", grad_input="winograd4", grad_weight="winograd")),
+             dict(forward="winograd4", grad_input="winograd4", grad_weight="winograd4")),
             (rng.standard_normal((8, 1, 3, 3)), dict(groups=8, padding=1),
              dict(forward="taps", grad_input="taps", grad_weight="rows")),
             (rng.standard_normal((8, 8, 3, 3)), dict(padding=1),

@@ -14,7 +14,7 @@ grad_input     ``scatter`` (any plan), ``taps`` (depthwise, unit strides, finite
                group too; depthwise at strides with zero padding, by stride phases),
                ``gemm``, ``pointwise``, ``winograd``, ``winograd4``, ``fft``
 grad_weight    ``rows`` (any plan), ``planes`` (one input channel per group), ``gemm``,
-               ``pointwise``, ``winograd``, ``fft``
+               ``pointwise``, ``winograd``, ``winograd4``, ``fft``
 grad_bias      ``sums``
 =============  ==========================================================================
 
@@ -174,20 +174,23 @@ def _auto_winograd(table, plan, operands):
 
 
 def _winograd4_pays(table, plan):
-    """Whether F(4x4, 3x3) beats F(2x2, 3x3) (forward and input gradient): when its 4x4 tiles
-    are at least as many as the channels. It halves the products' work, but its transforms
-    cost more a tile (its input transform's loads do not vectorize), and its transformed
-    weights (36 planes of C_out x C_in) are 2.25x F(2x2)'s, which dominates when the tiles
-    are few. Measured, Zen 4, float32, batch 8, forward F(2x2) / F(4x4) time: 64 channels on
-    56^2 1.10-1.20x, 128 on 28^2 1.25-1.35x, 256 on 28^2 1.53x, 128 on 14^2 1.15x; 256 on
-    14^2 (tiles = channels / 2) 0.99-1.09x, 512 on 7^2 0.58-0.81x."""
+    """Whether F(4x4, 3x3) beats F(2x2, 3x3): when its 4x4 tiles are at least as many as the
+    channels (twice as many for the weight gradient). It halves the products' work, but its
+    transforms cost more a tile (its input transform's loads do not vectorize), and its
+    transformed weights (36 planes of C_out x C_in) are 2.25x F(2x2)'s, which dominates when
+    the tiles are few. Measured, Zen 4, float32, batch 8, F(2x2) time / F(4x4) time, forward:
+    64 channels on 56^2 0.89-2.7x, 128 on 28^2 1.08-1.35x, 256 on 28^2 1.28-1.53x, 128 on
+    14^2 1.01-1.15x; 256 on 14^2 (tiles = channels / 2) 0.99-1.09x, 512 on 7^2 0.58-0.81x;
+    weight gradient: 128 on 28^2 1.15-1.32x, 64 on 28^2 1.24x, 32 on 56^2 1.09-1.52x, 64 on
+    56^2 0.83-1.03x; 128 on 14^2 (tiles = channels) 0.86-0.91x, 256 on 14^2 0.70-0.92x."""
     if "winograd4" not in table.names():
         return False
-    extent = plan.out_shape if table.operation == "forward" else plan.input_shape
+    extent = plan.input_shape if table.operation == "grad_input" else plan.out_shape
     n, _, h, w = extent
     c_out, c_in_g = plan.weight_shape[:2]
     tiles = n * -(-h // 4) * -(-w // 4)
-    return tiles >= min(c_in_g, c_out // plan.groups)
+    per_channel = 2 if table.operation == "grad_weight" else 1
+    return tiles >= per_channel * min(c_in_g, c_out // plan.groups)
 
 
 def _choose(direct_order):
@@ -333,6 +336,8 @@ GRAD_WEIGHT = _Table("grad_weight", [
                    why_not=_lazy("pointwise", "why_not")),
     Implementation("winograd", _lazy("winograd", "grad_weight"), method="winograd",
                    why_not=_lazy("winograd", "why_not")),
+    Implementation("winograd4", _lazy("winograd4", "grad_weight"), method="winograd",
+                   why_not=_lazy("winograd4", "why_not")),
     Implementation("fft", _lazy("fft", "grad_weight"), method="fft",
                    why_not=_lazy("fft", "why_not")),
 ], _grad_weight_order)

@@ -242,13 +242,15 @@ def gradient_tiles(grad_out, row_first, tiles_h, tiles_w, products, pair, task_l
 
 class Transforms:
     """One Winograd algorithm F(m x m, 3x3): its output tile size ``m``, its kernel matrix
-    ``G`` (``m + 2`` rows of 3), its input kernel (with the signature of :func:`input_tiles`)
-    and
+    ``G`` (``m + 2`` rows of 3), its input and output-gradient kernels (with the signatures
+    of :func:`input_tiles` and :func:`gradient_tiles`, the latter's scratch buffer
+    ``gradient_scratch`` elements a tile of a tile row) and
     ``outputs(tiling, products, bias, first, last, out)``, which transforms a block's
     products back into ``out`` (as :func:`_outputs`)."""
 
-    def __init__(self, m, g, input_tiles, outputs):
+    def __init__(self, m, g, input_tiles, outputs, gradient_tiles, gradient_scratch):
         self.m, self.components = m, (m + 2) ** 2
+        self.gradient_tiles, self.gradient_scratch = gradient_tiles, gradient_scratch
         #: ``G (x) G`` (components, 9): ``vec(G g G^T) = (G (x) G) vec(g)``, float64
         self.kernel_product = np.kron(np.asarray(g, dtype=np.float64),
                                       np.asarray(g, dtype=np.float64))
@@ -310,10 +312,11 @@ class _Tiles:
         tiles)."""
         return self._view(self._products, self.plan.out_shape[1], first, last)
 
-    def pair(self):
-        """A task's buffer for F(2x2)'s output and gradient transforms: 2 rows of
-        ``2 * tiles_w``."""
-        return _memory.empty(4 * self.tiles_w, dtype=self.plan.dtype)
+    def rows(self):
+        """A task's buffer for the output-gradient transform (F(2x2)'s output transform too):
+        ``gradient_scratch`` a tile of a tile row."""
+        return _memory.empty(self.transforms.gradient_scratch * self.tiles_w,
+                             dtype=self.plan.dtype)
 
 
 def _grouped(a, groups):
@@ -394,18 +397,21 @@ def grad_input(grad_out, weight, grad_x, plan, transforms=None):
     return grad_x
 
 
-def grad_weight(grad_out, x, grad_w, plan):
-    """Write the gradient with respect to the weights into ``grad_w`` (overwritten)."""
-    tiling = _Tiles(plan, F2X2, config.CPU_WINOGRAD_GRAD_WEIGHT_BLOCK_ELEMENTS)
-    groups = plan.groups
+def grad_weight(grad_out, x, grad_w, plan, transforms=None):
+    """Write the gradient with respect to the weights into ``grad_w`` (overwritten; by
+    F(2x2, 3x3) unless other ``transforms``)."""
+    transforms = transforms or F2X2
+    tiling = _Tiles(plan, transforms, config.CPU_WINOGRAD_GRAD_WEIGHT_BLOCK_ELEMENTS)
+    groups, components = plan.groups, transforms.components
     c_out, c_in_g = plan.weight_shape[:2]
-    total = _memory.empty((16, groups, c_out // groups, c_in_g), dtype=plan.dtype)
+    total = _memory.empty((components, groups, c_out // groups, c_in_g), dtype=plan.dtype)
     product = _memory.empty(total.shape, total.dtype) if len(tiling.blocks) > 1 else None
     for index, (first, last) in enumerate(tiling.blocks):  # products added in block order
         tiles = tiling.inputs(x, first, last)
         grads = tiling.products(first, last)
-        _pool.run(gradient_tiles, c_out * (last - first), grad_out, first, tiling.tiles_h,
-                  tiling.tiles_w, grads, work=TRANSFORM_WORK * grads.size, scratch=tiling.pair)
+        _pool.run(transforms.gradient_tiles, c_out * (last - first), grad_out, first,
+                  tiling.tiles_h, tiling.tiles_w, grads, work=TRANSFORM_WORK * grads.size,
+                  scratch=tiling.rows)
         # the first block's products are the sums so far (with many channels and few tiles,
         # as on 7x7 planes, the (16, C_out, C_in) sums cost as much as the products)
         np.matmul(_grouped(grads, groups), _grouped(tiles, groups).transpose(0, 1, 3, 2),
@@ -413,18 +419,19 @@ def grad_weight(grad_out, x, grad_w, plan):
         if index:
             total += product
     # dW = G^T dU G for every kernel: vec(dW) = (G (x) G)^T vec(dU), one matrix product
-    np.matmul(total.reshape(16, c_out * c_in_g).T, F2X2.kernel_product.astype(plan.dtype),
+    np.matmul(total.reshape(components, c_out * c_in_g).T,
+              transforms.kernel_product.astype(plan.dtype),
               out=grad_w.reshape(c_out * c_in_g, 9))
     return grad_w
 
 
-#: Winograd's F(2x2, 3x3), this module's kernels.
 def _outputs(tiling, products, bias, first, last, out):
     """F(2x2)'s output transform of tile rows ``first ... last - 1`` into ``out``."""
     _pool.run(output_tiles, products.shape[1] * (last - first), products, bias, first,
               tiling.tiles_h, tiling.tiles_w, out, work=TRANSFORM_WORK * products.size,
-              scratch=tiling.pair)
+              scratch=tiling.rows)
 
 
+#: Winograd's F(2x2, 3x3), this module's kernels.
 F2X2 = Transforms(2, [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], input_tiles,
-                  _outputs)
+                  _outputs, gradient_tiles, gradient_scratch=4)

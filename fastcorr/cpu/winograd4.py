@@ -20,19 +20,19 @@ at the points 0, 1, -1, 2, -2 and infinity, with
            [0, 1,  1, 4,  4, 0],
            [0, 1, -1, 8, -8, 1]].
 
-The tiling, the 36 matrix products per block (one batched ``matmul``) and the input gradient
-(the forward of the output gradient with the rotated, transposed kernels) are
-:mod:`fastcorr.cpu.winograd`'s; this module holds the three transforms. The weight gradient
-stays F(2x2, 3x3) (its sums run over every tile of the batch, where F(4x4)'s larger
-transforms would cost accuracy for little time).
+The tiling, the 36 matrix products per block (one batched ``matmul``), the input gradient
+(the forward of the output gradient with the rotated, transposed kernels) and the weight
+gradient (``dU = sum (A dY A^T) V^T``, then ``vec(dW) = (G (x) G)^T vec(dU)``) are
+:mod:`fastcorr.cpu.winograd`'s; this module holds the transforms of the inputs, of the
+products back and of the output gradient.
 
 Rounding: a transformed input entry sums up to 100 times the largest sample and an output
 combines the 36 products with weights up to 8 x 8, so the error is larger than F(2x2)'s:
-measured in float32 against the float64 reference, 30-40x the direct sums' largest error on
-16-256 channels (about 1e-5 of the largest output at 256 channels), yet within a quarter of
-the bound the tests hold every direct implementation to, ``(terms + 2) eps sum |w x|`` (see
-``tests/test_implementations.py``); float64 alike, at its own eps. "auto" takes it only for
-finite operands, as F(2x2, 3x3).
+measured in float32 against the float64 reference on 32 channels, 10x the im2col path's
+largest error for the forward and the weight gradient and 43x for the input gradient (6e-6,
+2e-6 and 6e-6 of the largest value), 1e-5 of the largest output at 256 channels; float64
+2-14x, at its own eps. Within the a-priori bound the tests hold F(2x2) to (see
+``tests/test_implementations.py``). "auto" takes it only for finite operands, as F(2x2, 3x3).
 """
 
 import numpy as np
@@ -225,10 +225,93 @@ def _outputs(tiling, products, bias, first, last, out):
               work=winograd.TRANSFORM_WORK * products.size, scratch=scratch)
 
 
+@helper
+def _a(y0, y1, y2, y3):
+    """``A y`` for four output gradients (the adjoint of :func:`_a_transpose`)."""
+    s13 = y1 + y3
+    d13 = y1 - y3
+    s02 = y0 + y2
+    twice = y1 + y1
+    eight = _times4(y3 + y3)
+    four = _times4(y2)
+    return (y0, s02 + s13, s02 - s13, (y0 + four) + (twice + eight), (y0 + four) - (twice + eight),
+            y3)
+
+
+@kernel
+def gradient_tiles(grad_out, row_first, tiles_h, tiles_w, products, scratch, task_lo,
+                   task_hi):
+    """The adjoint of :func:`output_tiles` (without the bias): ``products[e, k, tile] =
+    (A dY A^T)[e]`` for the 4x4 tile ``dY`` of the output gradient (zeros past its edges).
+
+    Tasks are ``(output channel, tile row of the block)``; ``scratch`` (``40 * tiles_w``) is
+    the task's buffer: its copy of the tile row's output gradient (4 rows of ``4 * tiles_w``),
+    then ``dY A^T`` (24 rows of ``tiles_w``: row ``6 r + f`` holds row ``r``, column ``f`` of
+    every tile).
+
+    Parameters
+    ----------
+    grad_out : ndarray, shape (N, C_out, H_out, W_out), C-contiguous
+    products : ndarray, shape (36, C_out, block_rows * tiles_w), C-contiguous; overwritten
+    """
+    out_h, out_w = grad_out.shape[2], grad_out.shape[3]
+    block_rows = products.shape[2] // tiles_w
+    width = 4 * tiles_w
+    rows = scratch[:4 * width]
+    half = scratch[4 * width:]
+    for task in range(task_lo, task_hi):
+        k, i, n, a = winograd._task_tile_row(task, block_rows, row_first, tiles_h)
+        g = grad_out[n, k]
+        for r in range(4):
+            row = rows[r * width:(r + 1) * width]
+            if 4 * a + r < out_h:
+                source = g[4 * a + r]
+                for j in range(np.uintp(out_w)):
+                    row[j] = source[j]
+                for j in range(np.uintp(out_w), np.uintp(width)):
+                    row[j] = 0
+            else:
+                for j in range(np.uintp(width)):
+                    row[j] = 0
+        # dY A^T: each row's tiles to six columns, into half[r][f] (tiles_w each)
+        for r in range(4):
+            row = rows[r * width:(r + 1) * width]
+            h = half[6 * r * tiles_w:]
+            h0, h1, h2 = h[:tiles_w], h[tiles_w:2 * tiles_w], h[2 * tiles_w:3 * tiles_w]
+            h3, h4, h5 = h[3 * tiles_w:4 * tiles_w], h[4 * tiles_w:5 * tiles_w], h[5 * tiles_w:6 * tiles_w]
+            for b in range(np.uintp(tiles_w)):
+                j = np.uintp(4) * b
+                v0, v1, v2, v3, v4, v5 = _a(row[j], row[j + np.uintp(1)], row[j + np.uintp(2)],
+                                            row[j + np.uintp(3)])
+                h0[b] = v0
+                h1[b] = v1
+                h2[b] = v2
+                h3[b] = v3
+                h4[b] = v4
+                h5[b] = v5
+        # then A (dY A^T), column f of every tile (contiguous vector loops)
+        base = i * tiles_w
+        for f in range(6):
+            q0, q1 = half[f * tiles_w:], half[(6 + f) * tiles_w:]
+            q2, q3 = half[(12 + f) * tiles_w:], half[(18 + f) * tiles_w:]
+            p0, p1, p2 = (products[f, k, base:], products[6 + f, k, base:],
+                          products[12 + f, k, base:])
+            p3, p4, p5 = (products[18 + f, k, base:], products[24 + f, k, base:],
+                          products[30 + f, k, base:])
+            for b in range(np.uintp(tiles_w)):
+                v0, v1, v2, v3, v4, v5 = _a(q0[b], q1[b], q2[b], q3[b])
+                p0[b] = v0
+                p1[b] = v1
+                p2[b] = v2
+                p3[b] = v3
+                p4[b] = v4
+                p5[b] = v5
+
+
 #: Winograd's F(4x4, 3x3).
 F4X4 = winograd.Transforms(4, [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
                                [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
-                           input_tiles, _outputs)
+                           input_tiles, _outputs, gradient_tiles, gradient_scratch=40)
 
 
 def correlate(x, weight, bias, out, plan):
@@ -239,3 +322,8 @@ def correlate(x, weight, bias, out, plan):
 def grad_input(grad_out, weight, grad_x, plan):
     """Write the gradient with respect to the input into ``grad_x`` (overwritten)."""
     return winograd.grad_input(grad_out, weight, grad_x, plan, F4X4)
+
+
+def grad_weight(grad_out, x, grad_w, plan):
+    """Write the gradient with respect to the weights into ``grad_w`` (overwritten)."""
+    return winograd.grad_weight(grad_out, x, grad_w, plan, F4X4)
