@@ -147,6 +147,43 @@ def test_every_implementation_matches_the_reference(operation, name, dtype):
     assert checked >= 10
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_gemm_weight_gradient_in_blocks_of_whole_images(monkeypatch, dtype):
+    """A dense layer on small planes: the im2col weight gradient gathers several whole images
+    a block (here two, two and one: a budget of two images' patches) and matches the
+    reference; with one image a block (a larger output plane) it takes the row blocks."""
+    from fastcorr import config
+    from fastcorr.cpu import gemm
+
+    calls = []
+    original = gemm._grad_weight_images
+    monkeypatch.setattr(gemm, "_grad_weight_images",
+                        lambda *args: calls.append(1) or original(*args))
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((5, 4, 9, 9))
+    w = rng.standard_normal((6, 4, 3, 3))
+    g = rng.standard_normal((5, 6, 9, 9))
+    kwargs = dict(padding=1, stride=1, dilation=1, groups=1, padding_mode="reflect")
+    monkeypatch.setattr(config, "CPU_IM2COL_BLOCK_ELEMENTS", 2 * 36 * 81 + 5)
+    plan = _plan(x, w, None, kwargs)
+    assert gemm._images_per_block(plan) == 2
+    expected = _compute("grad_weight", x, w, None, g, dict(kwargs, backend="reference"))
+    expected_abs = _compute("grad_weight", np.abs(x), np.abs(w), None, np.abs(g),
+                            dict(kwargs, backend="reference"))
+    with _select.force("cpu", grad_weight="gemm"), fastcorr.trace() as ran:
+        got = _compute("grad_weight", x.astype(dtype), w.astype(dtype), None, g.astype(dtype),
+                       kwargs)
+    assert [r.implementation for r in ran if r.operation == "grad_weight"] == ["gemm"]
+    assert calls == [1] and got.dtype == np.dtype(dtype)
+    bound = _bound("grad_weight", "gemm", x, w, g, expected_abs, dtype, 1)
+    assert np.all(np.abs(got - expected) <= bound)
+    monkeypatch.setattr(gemm, "MIN_REDUCTION", 8)  # row blocks of 9 x 9 outputs: 81 positions
+    with _select.force("cpu", grad_weight="gemm"):
+        rows = _compute("grad_weight", x.astype(dtype), w.astype(dtype), None, g.astype(dtype),
+                        kwargs)
+    assert calls == [1] and np.all(np.abs(rows - expected) <= bound)
+
+
 def test_forcing_an_unknown_name_or_operation_is_an_error():
     with pytest.raises(ValueError, match="no implementation named 'unrolled'"):
         with _select.force("cpu", forward="unrolled"):

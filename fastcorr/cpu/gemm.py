@@ -47,9 +47,7 @@ class _Blocks:
         self.c_in_g, self.c_out_g = c_in_g, c_out // plan.groups
         self.depth = c_in_g * kh * kw
         self.gathered = plan.groups if all_groups else 1  # groups per buffer
-        # a buffer within the budget and no larger than the output (the shape alone decides)
-        budget = min(config.CPU_IM2COL_BLOCK_ELEMENTS, n_batch * c_out * out_h * out_w)
-        self.rows = max(1, min(out_h, budget // (self.gathered * self.depth * out_w)))
+        self.rows = _block_rows(plan, self.gathered)
         groups = [None] if all_groups else range(plan.groups)
         #: ``(n, g, first row, slice of the block in a flattened plane)`` in a fixed order
         self.blocks = [(n, g, row_first, slice(row_first * out_w,
@@ -64,24 +62,40 @@ class _Blocks:
         rows = self.gathered * self.depth
         return self.buffer[:rows * (span.stop - span.start)].reshape(rows, -1)
 
-    def _geometry(self, row_first):
-        plan = self.plan
-        return (plan.weight_shape[2], plan.weight_shape[3], row_first, plan.out_shape[3],
-                plan.stride[0], plan.stride[1], plan.dilation[0], plan.dilation[1],
-                plan.pad_top, plan.pad_left, plan.pad_mode)
-
-    def gather(self, x_n, g, row_first, cols):
-        """Fill ``cols`` with the patches of image ``x_n`` (C_in, H, W) for group ``g`` (every
-        group for ``g=None``)."""
-        first, count = (0, x_n.shape[0]) if g is None else (g * self.c_in_g, self.c_in_g)
-        _pool.run(im2col_rows, count * self.plan.weight_shape[2], x_n, first,
-                  *self._geometry(row_first),
-                  self.plan.dtype.type(self.plan.fill), cols, work=COPY_WORK * cols.size)
+    def gather(self, x, n, g, row_first, cols):
+        """Fill ``cols`` with the patches of image ``n`` of ``x`` (N, C_in, H, W) for group
+        ``g`` (every group for ``g=None``)."""
+        first, count = (0, x.shape[1]) if g is None else (g * self.c_in_g, self.c_in_g)
+        _gather(self.plan, x, n, 1, first, count, row_first, cols)
 
     def scatter(self, cols, g, row_first, grad_x_n):
         """Add ``cols`` back into ``grad_x_n`` (C_in, H, W) for group ``g``."""
-        _pool.run(col2im_rows, self.c_in_g, cols, g * self.c_in_g, *self._geometry(row_first),
-                  grad_x_n, work=COPY_WORK * cols.size)
+        _pool.run(col2im_rows, self.c_in_g, cols, g * self.c_in_g,
+                  *_geometry(self.plan, row_first), grad_x_n, work=COPY_WORK * cols.size)
+
+
+def _block_rows(plan, gathered=1):
+    """Output rows a block of one image holds: a buffer within the budget and no larger than
+    the output (the shape alone decides)."""
+    n_batch, c_out, out_h, out_w = plan.out_shape
+    depth = plan.weight_shape[1] * plan.weight_shape[2] * plan.weight_shape[3]
+    budget = min(config.CPU_IM2COL_BLOCK_ELEMENTS, n_batch * c_out * out_h * out_w)
+    return max(1, min(out_h, budget // (gathered * depth * out_w)))
+
+
+def _geometry(plan, row_first):
+    """The arguments of the im2col kernels after the block's first output row."""
+    return (plan.weight_shape[2], plan.weight_shape[3], row_first, plan.out_shape[3],
+            plan.stride[0], plan.stride[1], plan.dilation[0], plan.dilation[1], plan.pad_top,
+            plan.pad_left, plan.pad_mode)
+
+
+def _gather(plan, x, n, images, c_first, c_count, row_first, cols):
+    """Fill ``cols`` with the patches of channels ``c_first ...`` (``c_count``) of images
+    ``n ... n + images - 1`` of ``x`` (N, C_in, H, W), from output row ``row_first`` on."""
+    _pool.run(im2col_rows, c_count * plan.weight_shape[2], x, n, images, c_first,
+              *_geometry(plan, row_first), plan.dtype.type(plan.fill), cols,
+              work=COPY_WORK * cols.size)
 
 
 def _flat(a):
@@ -99,7 +113,7 @@ def correlate(x, weight, bias, out, plan):
     out_mat = _flat(out)
     for n, g, row_first, span in blocks.blocks:
         cols = blocks.cols(span)
-        blocks.gather(x[n], g, row_first, cols)
+        blocks.gather(x, n, g, row_first, cols)
         # a view: each channel's rows are contiguous, BLAS's leading dimension does the rest
         target = out_mat[n, g * c_out_g:(g + 1) * c_out_g, span]
         np.matmul(w_mat[g], cols, out=target)
@@ -121,7 +135,7 @@ def _correlate_groups(x, weight, bias, out, plan):
     out_mat = _flat(out).reshape(plan.out_shape[0], groups, c_out_g, -1)
     for n, _, row_first, span in blocks.blocks:
         cols = blocks.cols(span)
-        blocks.gather(x[n], None, row_first, cols)
+        blocks.gather(x, n, None, row_first, cols)
         target = out_mat[n, :, :, span]
         np.matmul(w_mat, cols.reshape(groups, depth, -1), out=target)
         if bias is not None:
@@ -151,6 +165,9 @@ def grad_weight(grad_out, x, grad_w, plan):
     56^2 in 32 groups 12.5-13.2 -> 11.1-11.8, 64 in 8 groups 13.2-15.3 -> 11.5-11.9, 256 on
     14^2 in 16 groups 6.0-6.2 -> 5.4). The input gradient keeps a block per group: batched,
     it was no faster (32 groups: 12.7 -> 16.1-16.8 ms)."""
+    if (plan.groups == 1 and _images_per_block(plan) > 1
+            and _block_rows(plan) * plan.out_shape[3] < MIN_REDUCTION):
+        return _grad_weight_images(grad_out, x, grad_w, plan)
     blocks = _Blocks(plan, all_groups=plan.groups > 1)
     groups, c_out_g, depth = plan.groups, blocks.c_out_g, blocks.depth
     gw_mat = grad_w.reshape(groups, c_out_g, depth)
@@ -159,7 +176,7 @@ def grad_weight(grad_out, x, grad_w, plan):
     grad_w[...] = 0
     for n, g, row_first, span in blocks.blocks:  # products added in block order
         cols = blocks.cols(span)
-        blocks.gather(x[n], g, row_first, cols)
+        blocks.gather(x, n, g, row_first, cols)
         if g is None:  # every group at once: one batched product
             np.matmul(g_mat[n, :, :, span], cols.reshape(groups, depth, -1).transpose(0, 2, 1),
                       out=product)
@@ -167,4 +184,46 @@ def grad_weight(grad_out, x, grad_w, plan):
             continue
         np.matmul(g_mat[n, g, :, span], cols.T, out=product[g])
         gw_mat[g] += product[g]
+    return grad_w
+
+
+#: The weight gradient of a dense layer takes several whole images a block where a block of
+#: one image would sum over fewer output positions than this (Zen 4, float32, batch 8, ms,
+#: one image a block -> several: 256 -> 512 channels 3x3/2 on 14^2 8.6 -> 6.4, 16 -> 32 5x5
+#: on 28^2 (blocks of 17 rows) 9.6 -> 3.9, 128 -> 256 3x3/2 on 28^2 (196 positions) 7.7 ->
+#: 7.9; with 784 positions, 64 -> 128 3x3/2 on 56^2, 8.6 -> 10.3: one image a block).
+MIN_REDUCTION = 512
+
+
+def _images_per_block(plan):
+    """How many whole images' patches fit a block (the budget of :class:`_Blocks`)."""
+    c_in_g, kh, kw = plan.weight_shape[1:]
+    n, _, out_h, out_w = plan.out_shape
+    return min(n, config.CPU_IM2COL_BLOCK_ELEMENTS // (c_in_g * kh * kw * out_h * out_w))
+
+
+def _grad_weight_images(grad_out, x, grad_w, plan):
+    """A dense layer's weight gradient with the patches of several whole images a block: one
+    product ``grad_out_block (C_out, images * positions) @ cols.T`` whose reduction runs over
+    every position of the block's images. Per image, small planes had made short reductions
+    (49 positions on 7x7 outputs) and a sum of the whole gradient per image."""
+    c_out, depth = plan.weight_shape[0], grad_w[0].size
+    n_batch, positions = plan.out_shape[0], plan.out_shape[2] * plan.out_shape[3]
+    per_block = _images_per_block(plan)
+    cols = _memory.empty((depth, per_block * positions), dtype=plan.dtype)
+    grads = _memory.empty((c_out, per_block * positions), dtype=plan.dtype)
+    gw_mat = grad_w.reshape(c_out, depth)
+    product = _memory.empty(gw_mat.shape, dtype=plan.dtype)
+    g_mat = _flat(grad_out)
+    for index, n in enumerate(range(0, n_batch, per_block)):  # products added in block order
+        images = min(per_block, n_batch - n)
+        width = images * positions
+        block_cols = cols.reshape(-1)[:depth * width].reshape(depth, width)
+        _gather(plan, x, n, images, 0, x.shape[1], 0, block_cols)
+        block_grads = grads.reshape(-1)[:c_out * width].reshape(c_out, images, positions)
+        np.copyto(block_grads, g_mat[n:n + images].transpose(1, 0, 2))
+        np.matmul(block_grads.reshape(c_out, width), block_cols.T,
+                  out=product if index else gw_mat)
+        if index:
+            gw_mat += product
     return grad_w

@@ -13,58 +13,68 @@ output row), and per-row overheads, not bytes, set the cost.
 import numpy as np
 
 from ._indexing import in_range_span, source_index
-from ._jit import kernel
+from ._jit import helper, kernel
 
 
 @kernel
-def im2col_rows(x, c_first, kh, kw, row_first, out_w, stride_h, stride_w, dil_h, dil_w,
-                pad_top, pad_left, pad_mode, fill, cols, task_lo, task_hi):
-    """Gather the patches of output rows ``row_first ...``: task ``c * kh + p`` fills the
-    patch rows of tap row ``p`` of channel ``c_first + c`` (a layer of 3 input channels has
-    21 tasks for a 7x7 kernel, not 3 for 2 threads to share).
+def im2col_rows(x, n_first, n_count, c_first, kh, kw, row_first, out_w, stride_h, stride_w,
+                dil_h, dil_w, pad_top, pad_left, pad_mode, fill, cols, task_lo, task_hi):
+    """Gather the patches of output rows ``row_first ...`` of images ``n_first ... n_first +
+    n_count - 1``: task ``c * kh + p`` fills the patch rows of tap row ``p`` of channel
+    ``c_first + c`` (a layer of 3 input channels has 21 tasks for a 7x7 kernel, not 3 for 2
+    threads to share).
 
     Parameters
     ----------
-    x : ndarray, shape (C_in, H, W), C-contiguous
-        One image.
-    cols : ndarray, shape (c_count * kh * kw, n_rows * out_w), C-contiguous; overwritten
+    x : ndarray, shape (N, C_in, H, W), C-contiguous
+    cols : ndarray, shape (c_count * kh * kw, n_count * n_rows * out_w), C-contiguous;
+        overwritten
         Row ``(c * kh + p) * kw + q`` holds tap ``(p, q)`` of channel ``c_first + c`` for every
-        output position of the block, so that ``weight.reshape(C_out, -1) @ cols`` is the
-        block of the correlation.
+        output position of the block, image after image, so that
+        ``weight.reshape(C_out, -1) @ cols`` is the block of the correlation.
     """
-    h, w = x.shape[1], x.shape[2]
-    n_rows = cols.shape[1] // out_w
+    h, w = x.shape[2], x.shape[3]
+    n_rows = cols.shape[1] // (out_w * n_count)
     for task in range(task_lo, task_hi):
         c, p = task // kh, task % kh
-        plane = x[c_first + c]
-        for q in range(kw):
-            dst = cols[(c * kh + p) * kw + q]
-            offset = q * dil_w - pad_left
-            lo, hi = in_range_span(out_w, stride_w, offset, w)
-            for i in range(n_rows):
-                base = i * out_w
-                r = source_index((row_first + i) * stride_h + p * dil_h - pad_top, h,
-                                 pad_mode)
-                if r < 0:
-                    for j in range(np.uintp(base), np.uintp(base + out_w)):
-                        dst[j] = fill
-                    continue
-                src = plane[r]
-                if stride_w == 1:
-                    first, start = np.uintp(base + lo), np.uintp(lo + offset)
-                    for t in range(np.uintp(hi - lo)):
-                        dst[first + t] = src[start + t]
-                else:
-                    first, start = np.uintp(base + lo), np.uintp(lo * stride_w + offset)
-                    step = np.uintp(stride_w)
-                    for t in range(np.uintp(hi - lo)):
-                        dst[first + t] = src[start + t * step]
-                for j in range(lo):
-                    k = source_index(j * stride_w + offset, w, pad_mode)
-                    dst[base + j] = src[k] if k >= 0 else fill
-                for j in range(hi, out_w):
-                    k = source_index(j * stride_w + offset, w, pad_mode)
-                    dst[base + j] = src[k] if k >= 0 else fill
+        for image in range(n_count):
+            plane = x[n_first + image, c_first + c]
+            for q in range(kw):
+                dst = cols[(c * kh + p) * kw + q, image * n_rows * out_w:]
+                _gather_tap_rows(plane, dst, h, w, n_rows, row_first, out_w, stride_h,
+                                 stride_w, q * dil_w - pad_left, p * dil_h - pad_top,
+                                 pad_mode, fill)
+
+
+@helper
+def _gather_tap_rows(plane, dst, h, w, n_rows, row_first, out_w, stride_h, stride_w, offset,
+                     row_offset, pad_mode, fill):
+    """``dst[i * out_w + j]`` = the padded plane at row ``(row_first + i) * stride_h +
+    row_offset``, column ``j * stride_w + offset``, for ``n_rows`` output rows."""
+    lo, hi = in_range_span(out_w, stride_w, offset, w)
+    for i in range(n_rows):
+        base = i * out_w
+        r = source_index((row_first + i) * stride_h + row_offset, h, pad_mode)
+        if r < 0:
+            for j in range(np.uintp(base), np.uintp(base + out_w)):
+                dst[j] = fill
+            continue
+        src = plane[r]
+        if stride_w == 1:
+            first, start = np.uintp(base + lo), np.uintp(lo + offset)
+            for t in range(np.uintp(hi - lo)):
+                dst[first + t] = src[start + t]
+        else:
+            first, start = np.uintp(base + lo), np.uintp(lo * stride_w + offset)
+            step = np.uintp(stride_w)
+            for t in range(np.uintp(hi - lo)):
+                dst[first + t] = src[start + t * step]
+        for j in range(lo):
+            k = source_index(j * stride_w + offset, w, pad_mode)
+            dst[base + j] = src[k] if k >= 0 else fill
+        for j in range(hi, out_w):
+            k = source_index(j * stride_w + offset, w, pad_mode)
+            dst[base + j] = src[k] if k >= 0 else fill
 
 
 @kernel
