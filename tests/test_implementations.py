@@ -148,39 +148,44 @@ def test_every_implementation_matches_the_reference(operation, name, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-def test_gemm_weight_gradient_in_blocks_of_whole_images(monkeypatch, dtype):
-    """A dense layer on small planes: the im2col weight gradient gathers several whole images
-    a block (here two, two and one: a budget of two images' patches) and matches the
-    reference; with one image a block (a larger output plane) it takes the row blocks."""
+@pytest.mark.parametrize("operation, function", [("forward", "_correlate_images"),
+                                                 ("grad_input", "_grad_input_images"),
+                                                 ("grad_weight", "_grad_weight_images")])
+def test_gemm_in_blocks_of_whole_images(monkeypatch, operation, function, dtype):
+    """A dense layer on small planes: im2col gathers several whole images a block (here two,
+    two and one: a budget of two images' patches) and matches the reference; with blocks of
+    one image's rows (a smaller MIN_POSITIONS) too."""
     from fastcorr import config
     from fastcorr.cpu import gemm
 
     calls = []
-    original = gemm._grad_weight_images
-    monkeypatch.setattr(gemm, "_grad_weight_images",
-                        lambda *args: calls.append(1) or original(*args))
+    original = getattr(gemm, function)
+    monkeypatch.setattr(gemm, function, lambda *args: calls.append(1) or original(*args))
     rng = np.random.default_rng(8)
     x = rng.standard_normal((5, 4, 9, 9))
     w = rng.standard_normal((6, 4, 3, 3))
+    b = rng.standard_normal(6)
     g = rng.standard_normal((5, 6, 9, 9))
     kwargs = dict(padding=1, stride=1, dilation=1, groups=1, padding_mode="reflect")
     monkeypatch.setattr(config, "CPU_IM2COL_BLOCK_ELEMENTS", 2 * 36 * 81 + 5)
-    plan = _plan(x, w, None, kwargs)
+    plan = _plan(x, w, b, kwargs)
     assert gemm._images_per_block(plan) == 2
-    expected = _compute("grad_weight", x, w, None, g, dict(kwargs, backend="reference"))
-    expected_abs = _compute("grad_weight", np.abs(x), np.abs(w), None, np.abs(g),
+    assert gemm._by_images(plan, gemm.MIN_POSITIONS_FORWARD)  # 7 rows of 9: 63 positions
+    expected = _compute(operation, x, w, b, g, dict(kwargs, backend="reference"))
+    expected_abs = _compute(operation, np.abs(x), np.abs(w), np.abs(b), np.abs(g),
                             dict(kwargs, backend="reference"))
-    with _select.force("cpu", grad_weight="gemm"), fastcorr.trace() as ran:
-        got = _compute("grad_weight", x.astype(dtype), w.astype(dtype), None, g.astype(dtype),
-                       kwargs)
-    assert [r.implementation for r in ran if r.operation == "grad_weight"] == ["gemm"]
+    bound = _bound(operation, "gemm", x, w, g, expected_abs, dtype, 1)
+    operands = [a.astype(dtype) for a in (x, w, b, g)]
+    with _select.force("cpu", **{operation: "gemm"}), fastcorr.trace() as ran:
+        got = _compute(operation, *operands, kwargs)
+    assert [r.implementation for r in ran if r.operation == operation] == ["gemm"]
     assert calls == [1] and got.dtype == np.dtype(dtype)
-    bound = _bound("grad_weight", "gemm", x, w, g, expected_abs, dtype, 1)
     assert np.all(np.abs(got - expected) <= bound)
-    monkeypatch.setattr(gemm, "MIN_REDUCTION", 8)  # row blocks of 9 x 9 outputs: 81 positions
-    with _select.force("cpu", grad_weight="gemm"):
-        rows = _compute("grad_weight", x.astype(dtype), w.astype(dtype), None, g.astype(dtype),
-                        kwargs)
+    # row blocks of 9 x 9 outputs: 81 positions
+    monkeypatch.setattr(gemm, "MIN_POSITIONS", 8)
+    monkeypatch.setattr(gemm, "MIN_POSITIONS_FORWARD", 8)
+    with _select.force("cpu", **{operation: "gemm"}):
+        rows = _compute(operation, *operands, kwargs)
     assert calls == [1] and np.all(np.abs(rows - expected) <= bound)
 
 

@@ -68,19 +68,17 @@ class _Blocks:
         first, count = (0, x.shape[1]) if g is None else (g * self.c_in_g, self.c_in_g)
         _gather(self.plan, x, n, 1, first, count, row_first, cols)
 
-    def scatter(self, cols, g, row_first, grad_x_n):
-        """Add ``cols`` back into ``grad_x_n`` (C_in, H, W) for group ``g``."""
-        _pool.run(col2im_rows, self.c_in_g, cols, g * self.c_in_g,
-                  *_geometry(self.plan, row_first), grad_x_n, work=COPY_WORK * cols.size)
+    def scatter(self, cols, n, g, row_first, grad_x):
+        """Add ``cols`` back into image ``n`` of ``grad_x`` (N, C_in, H, W) for group ``g``."""
+        _scatter(self.plan, cols, n, 1, g * self.c_in_g, self.c_in_g, row_first, grad_x)
 
 
 def _block_rows(plan, gathered=1):
     """Output rows a block of one image holds: a buffer within the budget and no larger than
     the output (the shape alone decides)."""
     n_batch, c_out, out_h, out_w = plan.out_shape
-    depth = plan.weight_shape[1] * plan.weight_shape[2] * plan.weight_shape[3]
     budget = min(config.CPU_IM2COL_BLOCK_ELEMENTS, n_batch * c_out * out_h * out_w)
-    return max(1, min(out_h, budget // (gathered * depth * out_w)))
+    return max(1, min(out_h, budget // (gathered * _depth(plan) * out_w)))
 
 
 def _geometry(plan, row_first):
@@ -98,6 +96,13 @@ def _gather(plan, x, n, images, c_first, c_count, row_first, cols):
               work=COPY_WORK * cols.size)
 
 
+def _scatter(plan, cols, n, images, c_first, c_count, row_first, grad_x):
+    """Add ``cols`` back into channels ``c_first ...`` (``c_count``) of images ``n ... n +
+    images - 1`` of ``grad_x`` (N, C_in, H, W), from output row ``row_first`` on."""
+    _pool.run(col2im_rows, images * c_count, cols, n, images, c_first,
+              *_geometry(plan, row_first), grad_x, work=COPY_WORK * cols.size)
+
+
 def _flat(a):
     """A view of a C-contiguous NCHW array as (N, C, H * W)."""
     return a.reshape(a.shape[0], a.shape[1], -1)
@@ -107,6 +112,8 @@ def correlate(x, weight, bias, out, plan):
     """Compute ``plan`` into ``out``: gather patches, multiply by the weights."""
     if plan.groups > 1:
         return _correlate_groups(x, weight, bias, out, plan)
+    if _by_images(plan, MIN_POSITIONS_FORWARD):
+        return _correlate_images(x, weight, bias, out, plan)
     blocks = _Blocks(plan)
     c_out_g = blocks.c_out_g
     w_mat = weight.reshape(plan.groups, c_out_g, blocks.depth)
@@ -145,6 +152,8 @@ def _correlate_groups(x, weight, bias, out, plan):
 
 def grad_input(grad_out, weight, grad_x, plan):
     """Write the gradient with respect to the input into ``grad_x`` (overwritten)."""
+    if _by_images(plan, MIN_POSITIONS_FORWARD):
+        return _grad_input_images(grad_out, weight, grad_x, plan)
     blocks = _Blocks(plan)
     c_out_g = blocks.c_out_g
     w_mat_t = weight.reshape(plan.groups, c_out_g, blocks.depth).transpose(0, 2, 1)
@@ -153,7 +162,7 @@ def grad_input(grad_out, weight, grad_x, plan):
     for n, g, row_first, span in blocks.blocks:
         cols = blocks.cols(span)
         np.matmul(w_mat_t[g], g_mat[n, g * c_out_g:(g + 1) * c_out_g, span], out=cols)
-        blocks.scatter(cols, g, row_first, grad_x[n])
+        blocks.scatter(cols, n, g, row_first, grad_x)
     return grad_x
 
 
@@ -165,8 +174,7 @@ def grad_weight(grad_out, x, grad_w, plan):
     56^2 in 32 groups 12.5-13.2 -> 11.1-11.8, 64 in 8 groups 13.2-15.3 -> 11.5-11.9, 256 on
     14^2 in 16 groups 6.0-6.2 -> 5.4). The input gradient keeps a block per group: batched,
     it was no faster (32 groups: 12.7 -> 16.1-16.8 ms)."""
-    if (plan.groups == 1 and _images_per_block(plan) > 1
-            and _block_rows(plan) * plan.out_shape[3] < MIN_REDUCTION):
+    if _by_images(plan, MIN_POSITIONS):
         return _grad_weight_images(grad_out, x, grad_w, plan)
     blocks = _Blocks(plan, all_groups=plan.groups > 1)
     groups, c_out_g, depth = plan.groups, blocks.c_out_g, blocks.depth
@@ -187,43 +195,113 @@ def grad_weight(grad_out, x, grad_w, plan):
     return grad_w
 
 
-#: The weight gradient of a dense layer takes several whole images a block where a block of
-#: one image would sum over fewer output positions than this (Zen 4, float32, batch 8, ms,
-#: one image a block -> several: 256 -> 512 channels 3x3/2 on 14^2 8.6 -> 6.4, 16 -> 32 5x5
-#: on 28^2 (blocks of 17 rows) 9.6 -> 3.9, 128 -> 256 3x3/2 on 28^2 (196 positions) 7.7 ->
-#: 7.9; with 784 positions, 64 -> 128 3x3/2 on 56^2, 8.6 -> 10.3: one image a block).
-MIN_REDUCTION = 512
+#: A dense layer's weight gradient takes several whole images a block where a block of one
+#: image would hold fewer output positions than this: its products had been short
+#: reductions (49 positions on 7x7 outputs) and the gradient was summed once per image (Zen 4,
+#: float32, batch 8, ms, one image a block -> several: 256 -> 512 channels 3x3/2 on 14^2
+#: 8.2-20 -> 6.3-8.2, 16 -> 32 5x5 on 28^2 (blocks of 17 rows) 4.0-4.5 -> 3.1-3.8, 128 ->
+#: 256 3x3/2 on 28^2 (196 positions) 8.0-15 -> 7.8-9.0; 784 positions, 64 -> 128 3x3/2 on
+#: 56^2: 8.6 -> 10.3, so one image a block there).
+MIN_POSITIONS = 512
+
+#: The same for the forward and the input gradient, whose products gain less from longer
+#: rows (the same machine: 256 -> 512 3x3/2 on 14^2, 49 positions, forward 1.06-1.24x, input
+#: gradient 1.13-1.42x; 128 -> 256 3x3/2 on 28^2, 196 positions, 0.95-0.99x; 16 -> 32 5x5 on
+#: 28^2 0.88-1.06x).
+MIN_POSITIONS_FORWARD = 128
+
+
+class _ImageBlocks:
+    """Blocks of whole images for a dense layer (one group): patches (depth, images *
+    positions), and a matching (C_out, images * positions) buffer for the output side."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.c_out, self.depth = plan.weight_shape[0], _depth(plan)
+        self.n_batch, self.positions = plan.out_shape[0], plan.out_shape[2] * plan.out_shape[3]
+        self.per_block = _images_per_block(plan)
+        width = self.per_block * self.positions
+        self._cols = _memory.empty(self.depth * width, dtype=plan.dtype)
+        self._rows = _memory.empty(self.c_out * width, dtype=plan.dtype)
+
+    def __iter__(self):
+        """``(first image, images)`` of each block, in order."""
+        for n in range(0, self.n_batch, self.per_block):
+            yield n, min(self.per_block, self.n_batch - n)
+
+    def cols(self, images):
+        return self._cols[:self.depth * images * self.positions].reshape(self.depth, -1)
+
+    def rows(self, images):
+        """The output side's buffer: (C_out, images, positions)."""
+        return self._rows[:self.c_out * images * self.positions].reshape(
+            self.c_out, images, self.positions)
+
+
+def _depth(plan):
+    return plan.weight_shape[1] * plan.weight_shape[2] * plan.weight_shape[3]
+
+
+def _by_images(plan, min_positions):
+    """Whether a dense layer computes in blocks of whole images (see MIN_POSITIONS)."""
+    return (plan.groups == 1 and _images_per_block(plan) > 1
+            and _block_rows(plan) * plan.out_shape[3] < min_positions)
 
 
 def _images_per_block(plan):
     """How many whole images' patches fit a block (the budget of :class:`_Blocks`)."""
-    c_in_g, kh, kw = plan.weight_shape[1:]
     n, _, out_h, out_w = plan.out_shape
-    return min(n, config.CPU_IM2COL_BLOCK_ELEMENTS // (c_in_g * kh * kw * out_h * out_w))
+    return min(n, config.CPU_IM2COL_BLOCK_ELEMENTS // (_depth(plan) * out_h * out_w))
+
+
+def _correlate_images(x, weight, bias, out, plan):
+    """The forward in blocks of whole images: ``W (C_out, depth) @ cols``, each block's
+    result transposed into the images' planes."""
+    blocks = _ImageBlocks(plan)
+    w_mat = weight.reshape(blocks.c_out, blocks.depth)
+    out_mat = _flat(out)
+    for n, images in blocks:
+        cols = blocks.cols(images)
+        _gather(plan, x, n, images, 0, x.shape[1], 0, cols)
+        rows = blocks.rows(images)
+        np.matmul(w_mat, cols, out=rows.reshape(blocks.c_out, -1))
+        target = out_mat[n:n + images]
+        np.copyto(target, rows.transpose(1, 0, 2))
+        if bias is not None:
+            target += bias[:, None]
+    return out
+
+
+def _grad_input_images(grad_out, weight, grad_x, plan):
+    """The input gradient in blocks of whole images: ``W^T @ grad_out_block``, scattered back
+    image by image, plane by plane."""
+    blocks = _ImageBlocks(plan)
+    w_mat_t = weight.reshape(blocks.c_out, blocks.depth).T
+    g_mat = _flat(grad_out)
+    grad_x[...] = 0
+    for n, images in blocks:
+        rows = blocks.rows(images)
+        np.copyto(rows, g_mat[n:n + images].transpose(1, 0, 2))
+        cols = blocks.cols(images)
+        np.matmul(w_mat_t, rows.reshape(blocks.c_out, -1), out=cols)
+        _scatter(plan, cols, n, images, 0, grad_x.shape[1], 0, grad_x)
+    return grad_x
 
 
 def _grad_weight_images(grad_out, x, grad_w, plan):
-    """A dense layer's weight gradient with the patches of several whole images a block: one
-    product ``grad_out_block (C_out, images * positions) @ cols.T`` whose reduction runs over
-    every position of the block's images. Per image, small planes had made short reductions
-    (49 positions on 7x7 outputs) and a sum of the whole gradient per image."""
-    c_out, depth = plan.weight_shape[0], grad_w[0].size
-    n_batch, positions = plan.out_shape[0], plan.out_shape[2] * plan.out_shape[3]
-    per_block = _images_per_block(plan)
-    cols = _memory.empty((depth, per_block * positions), dtype=plan.dtype)
-    grads = _memory.empty((c_out, per_block * positions), dtype=plan.dtype)
-    gw_mat = grad_w.reshape(c_out, depth)
+    """The weight gradient in blocks of whole images: one product ``grad_out_block (C_out,
+    images * positions) @ cols.T`` a block, its reduction over every position of the block's
+    images; the blocks' products added in block order."""
+    blocks = _ImageBlocks(plan)
+    gw_mat = grad_w.reshape(blocks.c_out, blocks.depth)
     product = _memory.empty(gw_mat.shape, dtype=plan.dtype)
     g_mat = _flat(grad_out)
-    for index, n in enumerate(range(0, n_batch, per_block)):  # products added in block order
-        images = min(per_block, n_batch - n)
-        width = images * positions
-        block_cols = cols.reshape(-1)[:depth * width].reshape(depth, width)
-        _gather(plan, x, n, images, 0, x.shape[1], 0, block_cols)
-        block_grads = grads.reshape(-1)[:c_out * width].reshape(c_out, images, positions)
-        np.copyto(block_grads, g_mat[n:n + images].transpose(1, 0, 2))
-        np.matmul(block_grads.reshape(c_out, width), block_cols.T,
-                  out=product if index else gw_mat)
+    for index, (n, images) in enumerate(blocks):
+        cols = blocks.cols(images)
+        _gather(plan, x, n, images, 0, x.shape[1], 0, cols)
+        rows = blocks.rows(images)
+        np.copyto(rows, g_mat[n:n + images].transpose(1, 0, 2))
+        np.matmul(rows.reshape(blocks.c_out, -1), cols.T, out=product if index else gw_mat)
         if index:
             gw_mat += product
     return grad_w

@@ -78,25 +78,28 @@ def _gather_tap_rows(plane, dst, h, w, n_rows, row_first, out_w, stride_h, strid
 
 
 @kernel
-def col2im_rows(cols, c_first, kh, kw, row_first, out_w, stride_h, stride_w, dil_h, dil_w,
-                pad_top, pad_left, pad_mode, grad_x, task_lo, task_hi):
+def col2im_rows(cols, n_first, n_count, c_first, kh, kw, row_first, out_w, stride_h, stride_w,
+                dil_h, dil_w, pad_top, pad_left, pad_mode, grad_x, task_lo, task_hi):
     """The adjoint of :func:`im2col_rows`: add each patch entry back where it was read from.
+    Task ``image * c_count + c`` adds into plane ``c_first + c`` of image ``n_first + image``.
 
     Entries read from the padding are folded back onto the samples the boundary rule copied
     (and dropped for the fill). The adds run in one fixed order, so results are repeatable.
 
     Parameters
     ----------
-    cols : ndarray, shape (c_count * kh * kw, n_rows * out_w), C-contiguous
-    grad_x : ndarray, shape (C_in, H, W), C-contiguous; accumulated into
+    cols : ndarray, shape (c_count * kh * kw, n_count * n_rows * out_w), C-contiguous
+    grad_x : ndarray, shape (N, C_in, H, W), C-contiguous; accumulated into
     """
-    h, w = grad_x.shape[1], grad_x.shape[2]
-    n_rows = cols.shape[1] // out_w
-    for c in range(task_lo, task_hi):
-        plane = grad_x[c_first + c]
+    h, w = grad_x.shape[2], grad_x.shape[3]
+    n_rows = cols.shape[1] // (out_w * n_count)
+    c_count = cols.shape[0] // (kh * kw)
+    for task in range(task_lo, task_hi):
+        image, c = task // c_count, task % c_count
+        plane = grad_x[n_first + image, c_first + c]
         for p in range(kh):
             for q in range(kw):
-                src = cols[(c * kh + p) * kw + q]
+                src = cols[(c * kh + p) * kw + q, image * n_rows * out_w:]
                 offset = q * dil_w - pad_left
                 lo, hi = in_range_span(out_w, stride_w, offset, w)
                 for i in range(n_rows):
