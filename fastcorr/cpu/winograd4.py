@@ -83,6 +83,13 @@ def _a_transpose(m0, m1, m2, m3, m4, m5):
     return (m0 + s12 + s34, d12 + twice, s12 + _times4(s34), d12 + _times4(twice) + m5)
 
 
+@helper
+def _store_six(a0, a1, a2, a3, a4, a5, j, values):
+    """``a_m[j] = values[m]`` for six arrays."""
+    a0[j], a1[j], a2[j] = values[0], values[1], values[2]
+    a3[j], a4[j], a5[j] = values[3], values[4], values[5]
+
+
 @kernel
 def input_tiles(x, row_first, tiles_h, tiles_w, pad_left, row_map, col_map, lo, hi, fill,
                 tiles, strip, task_lo, task_hi):
@@ -109,31 +116,21 @@ def input_tiles(x, row_first, tiles_h, tiles_w, pad_left, row_map, col_map, lo, 
         s0, s1, s2 = strip[:cols], strip[cols:2 * cols], strip[2 * cols:3 * cols]
         s3, s4, s5 = strip[3 * cols:4 * cols], strip[4 * cols:5 * cols], strip[5 * cols:]
         for j in range(np.uintp(cols)):
-            r0, r1, r2, r3, r4, r5 = _b_transpose(s0[j], s1[j], s2[j], s3[j], s4[j], s5[j])
-            s0[j] = r0
-            s1[j] = r1
-            s2[j] = r2
-            s3[j] = r3
-            s4[j] = r4
-            s5[j] = r5
+            _store_six(s0, s1, s2, s3, s4, s5, j,
+                       _b_transpose(s0[j], s1[j], s2[j], s3[j], s4[j], s5[j]))
         # then each row times B, tile by tile (columns 4 b ... 4 b + 5)
         base = np.uintp(i * tiles_w)
         for e in range(6):
             row = strip[e * cols:(e + 1) * cols]
-            t0, t1, t2 = tiles[6 * e, c, base:], tiles[6 * e + 1, c, base:], tiles[6 * e + 2, c, base:]
+            t0, t1, t2 = (tiles[6 * e, c, base:], tiles[6 * e + 1, c, base:],
+                          tiles[6 * e + 2, c, base:])
             t3, t4, t5 = (tiles[6 * e + 3, c, base:], tiles[6 * e + 4, c, base:],
                           tiles[6 * e + 5, c, base:])
             for b in range(np.uintp(tiles_w)):
                 j = np.uintp(4) * b
-                v0, v1, v2, v3, v4, v5 = _b_transpose(
+                _store_six(t0, t1, t2, t3, t4, t5, b, _b_transpose(
                     row[j], row[j + np.uintp(1)], row[j + np.uintp(2)], row[j + np.uintp(3)],
-                    row[j + np.uintp(4)], row[j + np.uintp(5)])
-                t0[b] = v0
-                t1[b] = v1
-                t2[b] = v2
-                t3[b] = v3
-                t4[b] = v4
-                t5[b] = v5
+                    row[j + np.uintp(4)], row[j + np.uintp(5)]))
 
 
 @helper
@@ -278,17 +275,13 @@ def gradient_tiles(grad_out, row_first, tiles_h, tiles_w, products, scratch, tas
             row = rows[r * width:(r + 1) * width]
             h = half[6 * r * tiles_w:]
             h0, h1, h2 = h[:tiles_w], h[tiles_w:2 * tiles_w], h[2 * tiles_w:3 * tiles_w]
-            h3, h4, h5 = h[3 * tiles_w:4 * tiles_w], h[4 * tiles_w:5 * tiles_w], h[5 * tiles_w:6 * tiles_w]
+            h3, h4 = h[3 * tiles_w:4 * tiles_w], h[4 * tiles_w:5 * tiles_w]
+            h5 = h[5 * tiles_w:6 * tiles_w]
             for b in range(np.uintp(tiles_w)):
                 j = np.uintp(4) * b
-                v0, v1, v2, v3, v4, v5 = _a(row[j], row[j + np.uintp(1)], row[j + np.uintp(2)],
-                                            row[j + np.uintp(3)])
-                h0[b] = v0
-                h1[b] = v1
-                h2[b] = v2
-                h3[b] = v3
-                h4[b] = v4
-                h5[b] = v5
+                _store_six(h0, h1, h2, h3, h4, h5, b, _a(row[j], row[j + np.uintp(1)],
+                                                         row[j + np.uintp(2)],
+                                                         row[j + np.uintp(3)]))
         # then A (dY A^T), column f of every tile (contiguous vector loops)
         base = i * tiles_w
         for f in range(6):
@@ -299,13 +292,7 @@ def gradient_tiles(grad_out, row_first, tiles_h, tiles_w, products, scratch, tas
             p3, p4, p5 = (products[18 + f, k, base:], products[24 + f, k, base:],
                           products[30 + f, k, base:])
             for b in range(np.uintp(tiles_w)):
-                v0, v1, v2, v3, v4, v5 = _a(q0[b], q1[b], q2[b], q3[b])
-                p0[b] = v0
-                p1[b] = v1
-                p2[b] = v2
-                p3[b] = v3
-                p4[b] = v4
-                p5[b] = v5
+                _store_six(p0, p1, p2, p3, p4, p5, b, _a(q0[b], q1[b], q2[b], q3[b]))
 
 
 #: Winograd's F(4x4, 3x3).
