@@ -179,12 +179,10 @@ def _winograd4_pays(table, plan):
     transforms cost more a tile (its input transform's loads do not vectorize), and its
     transformed weights (36 planes of C_out x C_in) are 2.25x F(2x2)'s, which dominates when
     the tiles are few. Measured, Zen 4, float32, batch 8, F(2x2) time / F(4x4) time, forward:
-    64 channels on 56^2 0.89-2.7x, 128 on 28^2 1.08-1.35x, 256 on 28^2 1.28-1.53x, 128 on
+    64 channels on 56^2 0.89-1.26x, 128 on 28^2 1.08-1.35x, 256 on 28^2 1.28-1.53x, 128 on
     14^2 1.01-1.15x; 256 on 14^2 (tiles = channels / 2) 0.99-1.09x, 512 on 7^2 0.58-0.81x;
     weight gradient: 128 on 28^2 1.15-1.32x, 64 on 28^2 1.24x, 32 on 56^2 1.09-1.52x, 64 on
     56^2 0.83-1.03x; 128 on 14^2 (tiles = channels) 0.86-0.91x, 256 on 14^2 0.70-0.92x."""
-    if "winograd4" not in table.names():
-        return False
     extent = plan.input_shape if table.operation == "grad_input" else plan.out_shape
     n, _, h, w = extent
     c_out, c_in_g = plan.weight_shape[:2]
