@@ -43,9 +43,8 @@ class _Blocks:
     def __init__(self, plan, all_groups=False):
         self.plan = plan
         n_batch, c_out, out_h, out_w = plan.out_shape
-        c_in_g, kh, kw = plan.weight_shape[1:]
-        self.c_in_g, self.c_out_g = c_in_g, c_out // plan.groups
-        self.depth = c_in_g * kh * kw
+        self.c_in_g, self.c_out_g = plan.weight_shape[1], c_out // plan.groups
+        self.depth = _depth(plan)
         self.gathered = plan.groups if all_groups else 1  # groups per buffer
         self.rows = _block_rows(plan, self.gathered)
         groups = [None] if all_groups else range(plan.groups)
@@ -237,8 +236,16 @@ class _ImageBlocks:
         return self._rows[:self.c_out * images * self.positions].reshape(
             self.c_out, images, self.positions)
 
+    def gradient_rows(self, grad_out, n, images):
+        """The output gradient of images ``n ... n + images - 1`` in the output side's
+        buffer, as a (C_out, images * positions) matrix."""
+        rows = self.rows(images)
+        np.copyto(rows, _flat(grad_out)[n:n + images].transpose(1, 0, 2))
+        return rows.reshape(self.c_out, -1)
+
 
 def _depth(plan):
+    """The reduction depth of a patch: ``C_in/groups * kH * kW``."""
     return plan.weight_shape[1] * plan.weight_shape[2] * plan.weight_shape[3]
 
 
@@ -277,13 +284,10 @@ def _grad_input_images(grad_out, weight, grad_x, plan):
     image by image, plane by plane."""
     blocks = _ImageBlocks(plan)
     w_mat_t = weight.reshape(blocks.c_out, blocks.depth).T
-    g_mat = _flat(grad_out)
     grad_x[...] = 0
     for n, images in blocks:
-        rows = blocks.rows(images)
-        np.copyto(rows, g_mat[n:n + images].transpose(1, 0, 2))
         cols = blocks.cols(images)
-        np.matmul(w_mat_t, rows.reshape(blocks.c_out, -1), out=cols)
+        np.matmul(w_mat_t, blocks.gradient_rows(grad_out, n, images), out=cols)
         _scatter(plan, cols, n, images, 0, grad_x.shape[1], 0, grad_x)
     return grad_x
 
@@ -294,14 +298,14 @@ def _grad_weight_images(grad_out, x, grad_w, plan):
     images; the blocks' products added in block order."""
     blocks = _ImageBlocks(plan)
     gw_mat = grad_w.reshape(blocks.c_out, blocks.depth)
-    product = _memory.empty(gw_mat.shape, dtype=plan.dtype)
-    g_mat = _flat(grad_out)
+    product = None  # the sums of the blocks after the first (one block: none)
     for index, (n, images) in enumerate(blocks):
         cols = blocks.cols(images)
         _gather(plan, x, n, images, 0, x.shape[1], 0, cols)
-        rows = blocks.rows(images)
-        np.copyto(rows, g_mat[n:n + images].transpose(1, 0, 2))
-        np.matmul(rows.reshape(blocks.c_out, -1), cols.T, out=product if index else gw_mat)
+        if index and product is None:
+            product = _memory.empty(gw_mat.shape, dtype=plan.dtype)
+        np.matmul(blocks.gradient_rows(grad_out, n, images), cols.T,
+                  out=product if index else gw_mat)
         if index:
             gw_mat += product
     return grad_w
