@@ -95,8 +95,29 @@ class Plan:
 # --------------------------------------------------------------------------- arrays and dtypes
 
 
+#: torch dtypes fastcorr reads (float32 and float64 computed as they are, the others in
+#: float32 or float64 as NumPy's would be); bfloat16 and complex tensors are a TypeError.
+TORCH_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
+                "uint16", "uint32", "uint64", "bool")
+
+
+def check_torch_tensor(t, name):
+    """Raise TypeError naming ``name`` for a torch tensor fastcorr cannot read: one that
+    requires grad (reading it raises RuntimeError in torch) or of a dtype NumPy and the CUDA
+    array interface have no code for (bfloat16 raises KeyError there)."""
+    if getattr(t, "requires_grad", False):
+        raise TypeError(f"{name}: the torch tensor requires grad; fastcorr records no autograd "
+                        f"graph, so pass {name}.detach()")
+    dtype = str(t.dtype).removeprefix("torch.")
+    if dtype not in TORCH_DTYPES:
+        raise TypeError(f"{name}: torch dtype {dtype} is not supported; expected float32 or "
+                        "float64 (integer, bool and float16 tensors are converted)")
+
+
 def as_real_array(a, name):
     """Return ``a`` as a NumPy array of a real numeric dtype, or raise TypeError naming it."""
+    if type(a).__module__.split(".")[0] == "torch" and hasattr(a, "requires_grad"):
+        check_torch_tensor(a, name)
     if hasattr(a, "__cuda_array_interface__"):
         raise TypeError(f"{name}: a CUDA array reached the CPU path; pass backend='cuda'")
     try:

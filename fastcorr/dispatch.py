@@ -60,8 +60,8 @@ def on_device(array):
     try:
         return (bool(getattr(array, "__cuda_ndarray__", False))
                 or hasattr(array, "__cuda_array_interface__"))
-    except Exception:  # a property that raises: not something we can read as device data
-        return False
+    except Exception:  # an interface that raises: device data the CUDA backend refuses by name
+        return True
 
 
 _cuda_reason = None

@@ -565,6 +565,22 @@ def test_cuda_array_selects_cuda_backend_image_functions(func):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["input", "weight", "bias"])
+def test_torch_tensors_that_cannot_be_read_are_type_errors(backend, name):
+    """A tensor that requires grad (torch refuses to hand out its data) and a bfloat16 one
+    (NumPy has no such dtype) are TypeErrors naming the argument, never torch's own errors."""
+    args = dict(input=torch.ones(1, 2, 4, 4), weight=torch.ones(3, 2, 3, 3), bias=torch.ones(3))
+    for bad, pattern in [(args[name].clone().requires_grad_(), f"{name}: .*requires grad.*"
+                          rf"{name}\.detach\(\)"),
+                         (args[name].to(torch.bfloat16), f"{name}: torch dtype bfloat16")]:
+        with pytest.raises(TypeError, match=pattern):
+            fastcorr.conv2d(*(bad if k == name else a for k, a in args.items()), backend=backend)
+    with pytest.raises(TypeError, match="grad_output: .*requires grad"):
+        fastcorr.conv2d_backward(torch.ones(1, 3, 2, 2, requires_grad=True), args["input"],
+                                 args["weight"], backend=backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_cuda_array_with_host_backend_is_a_type_error(backend):
     with pytest.raises(TypeError):
         fastcorr.conv2d(FakeCudaArray((1, 1, 4, 4)), ones(1, 1, 2, 2), backend=backend)
