@@ -7,7 +7,9 @@ provides the same names, so that the public functions never ask which backend th
 - ``read(a, name)``: an operand as the backend reads it (host backends: a NumPy array);
 - ``check_out(out, shape, dtype, inputs)``: the caller's ``out=``, checked;
 - ``Call(stream, operands)``: one call's operands, results and stream, with ``prepare``,
-  ``output``, ``new``, ``finish`` and ``operands`` (below);
+  ``output``, ``new``, ``finish`` and ``operands`` (below); a context manager, entered for
+  the whole call (the CUDA backend makes the operands' device current and picks the stream
+  there);
 - ``stream_forward(call, plan, x, weight, bias, out, chunk, streams, update, method)``: the
   forward pass of a batch chunk by chunk (:mod:`fastcorr.batch`).
 """
@@ -47,6 +49,12 @@ class Call:
 
     def __init__(self, stream, operands):
         self.stream = stream
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
 
     def prepare(self, a, dtype):
         """``a`` as a C-contiguous array of ``dtype`` (a copy only if needed); None stays."""

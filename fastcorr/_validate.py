@@ -118,7 +118,11 @@ def as_real_array(a, name):
     """Return ``a`` as a NumPy array of a real numeric dtype, or raise TypeError naming it."""
     if type(a).__module__.split(".")[0] == "torch" and hasattr(a, "requires_grad"):
         check_torch_tensor(a, name)
-    if hasattr(a, "__cuda_array_interface__"):
+    try:
+        on_device = hasattr(a, "__cuda_array_interface__")
+    except Exception:  # an interface that raises: still a CUDA array
+        on_device = True
+    if on_device:
         raise TypeError(f"{name}: a CUDA array reached the CPU path; pass backend='cuda'")
     try:
         arr = np.asarray(a)

@@ -283,8 +283,8 @@ def _run_chunked(backend, plan, x, weight, bias, out, chunk, streams, progress, 
     per_chunk = _chunk_items(plan, chunk)
     update, close = _progress(progress, plan.input_shape[0])
     try:
-        call = backend.Call(stream, (x, weight, bias))
-        return backend.stream_forward(call, plan, x, weight, bias, out, per_chunk, streams,
-                                      update, method)
+        with backend.Call(stream, (x, weight, bias)) as call:
+            return backend.stream_forward(call, plan, x, weight, bias, out, per_chunk, streams,
+                                          update, method)
     finally:
         close()

@@ -27,13 +27,13 @@ def run_forward(backend, plan, x, weight, bias, out, stream=None, method="auto")
     ``x`` and ``weight`` are NCHW-shaped operands as ``backend.read`` returned them; ``out`` is
     the caller's checked array (any shape with ``plan.out_shape``'s size) or None.
     """
-    call = backend.Call(stream, (x, weight, bias))
-    result = call.output(out, plan.out_shape, plan.dtype)
-    if result.size:
-        x, weight, bias = (call.prepare(a, plan.dtype) for a in (x, weight, bias))
-        impl = backend.TABLES["forward"].select(plan, method, call.operands(x, weight))
-        impl.run(x, weight, bias, result, plan, *getattr(call, "kernel_args", ()))
-    return call.finish(result)
+    with backend.Call(stream, (x, weight, bias)) as call:
+        result = call.output(out, plan.out_shape, plan.dtype)
+        if result.size:
+            x, weight, bias = (call.prepare(a, plan.dtype) for a in (x, weight, bias))
+            impl = backend.TABLES["forward"].select(plan, method, call.operands(x, weight))
+            impl.run(x, weight, bias, result, plan, *getattr(call, "kernel_args", ()))
+        return call.finish(result)
 
 
 class ImageOperands:
@@ -576,10 +576,10 @@ def choose_method(in1, in2, mode="full", *, measure=False, backend=None):
     resolved = resolve(backend, in1, in2)
     ops = ImageOperands(in1, in2, mode, "fill", 0, convolve=False, read=resolved.read)
     table = resolved.TABLES["forward"]
-    call = resolved.Call(None, ops.inputs)
     if not measure:
-        operands = call.operands(ops.image, ops.kernel)
-        return table.select(ops.plan, "auto", operands).method
+        with resolved.Call(None, ops.inputs) as call:
+            operands = call.operands(ops.image, ops.kernel)
+            return table.select(ops.plan, "auto", operands).method
     import time
 
     times = {}

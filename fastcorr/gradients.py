@@ -27,30 +27,30 @@ def run_backward(backend, plan, grad_out, x, weight, mask, stream=None, method="
     """``(grad_x, grad_weight, grad_bias)`` of one plan on ``backend``; NCHW operands as
     ``backend.read`` returned them, None where ``mask`` does not ask for a gradient. Each
     gradient is computed by the implementation the backend's table chooses."""
-    call = backend.Call(stream, (grad_out, x, weight))
-    dtype = plan.dtype
-    g = call.prepare(grad_out, dtype)
-    empty = g.size == 0
-    tables = backend.TABLES
-    extra = getattr(call, "kernel_args", ())
-    results = [None, None, None]
-    if mask[0]:
-        w = call.prepare(weight, dtype)
-        results[0] = call.new(plan.input_shape, dtype, zero=empty)
-        if not empty:
-            tables["grad_input"].select(plan, method, call.operands(g, w)).run(
-                g, w, results[0], plan, *extra)
-    if mask[1]:
-        xc = call.prepare(x, dtype)
-        results[1] = call.new(plan.weight_shape, dtype, zero=empty)
-        if not empty:
-            tables["grad_weight"].select(plan, method, call.operands(xc, g)).run(
-                g, xc, results[1], plan, *extra)
-    if mask[2]:
-        results[2] = call.new((plan.weight_shape[0],), dtype, zero=empty)
-        if not empty:
-            tables["grad_bias"].select(plan, "auto", None).run(g, results[2], plan, *extra)
-    return tuple(None if r is None else call.finish(r) for r in results)
+    with backend.Call(stream, (grad_out, x, weight)) as call:
+        dtype = plan.dtype
+        g = call.prepare(grad_out, dtype)
+        empty = g.size == 0
+        tables = backend.TABLES
+        extra = getattr(call, "kernel_args", ())
+        results = [None, None, None]
+        if mask[0]:
+            w = call.prepare(weight, dtype)
+            results[0] = call.new(plan.input_shape, dtype, zero=empty)
+            if not empty:
+                tables["grad_input"].select(plan, method, call.operands(g, w)).run(
+                    g, w, results[0], plan, *extra)
+        if mask[1]:
+            xc = call.prepare(x, dtype)
+            results[1] = call.new(plan.weight_shape, dtype, zero=empty)
+            if not empty:
+                tables["grad_weight"].select(plan, method, call.operands(xc, g)).run(
+                    g, xc, results[1], plan, *extra)
+        if mask[2]:
+            results[2] = call.new((plan.weight_shape[0],), dtype, zero=empty)
+            if not empty:
+                tables["grad_bias"].select(plan, "auto", None).run(g, results[2], plan, *extra)
+        return tuple(None if r is None else call.finish(r) for r in results)
 
 
 @fill_doc

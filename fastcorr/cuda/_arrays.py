@@ -10,37 +10,40 @@
 - Results are Numba device arrays wrapped in a :class:`DeviceView`; :meth:`DeviceView.export`
   returns them as the caller's library (CuPy in: CuPy out; torch in: torch out, both zero
   copy), or as NumPy, copied back once, when every operand was on the host.
+- A call runs on its operands' device and, unless ``stream=`` says otherwise, on the current
+  stream of the caller's library (:mod:`fastcorr.cuda._caller`): :class:`Call` is a context
+  manager that makes that device current for the call.
 """
 
 import numpy as np
 from numba import cuda
 
 from .. import _validate as v
+from ..dispatch import on_device
+from . import _caller
 from ._copy import copy_kernel, zero_kernel
 
 #: Threads per block of the element-wise kernels (copies, folds, sums).
 ELEMENTWISE_THREADS = 256
 
 
-def is_device_array(a):
-    """True for objects whose data lives on a CUDA device (without touching the data)."""
-    return bool(getattr(a, "__cuda_ndarray__", False)) or hasattr(a, "__cuda_array_interface__")
-
-
 def as_numba(a):
-    """A Numba device array viewing ``a``'s memory (no copy)."""
+    """A Numba device array viewing ``a``'s memory (no copy, no host synchronisation: the
+    producer's stream is waited for on the device, see :func:`_caller.enter`)."""
     if getattr(a, "__cuda_ndarray__", False):
         return a
-    return cuda.as_cuda_array(a)
+    return cuda.as_cuda_array(a, sync=False)
 
 
 def as_stream(stream):
-    """A Numba stream for ``stream``: None or 0 (the default stream), a Numba stream, a CuPy
-    stream (``.ptr``), a torch stream (``.cuda_stream``) or a raw ``CUstream`` handle (int)."""
+    """A Numba stream for ``stream=``: None or 0 (the default stream), a Numba stream, a CuPy
+    stream (``.ptr``), a torch stream (``.cuda_stream``) or a raw ``CUstream`` handle (int).
+    The default stream is given as the legacy (or per-thread) one, whose handle a version-3
+    ``__cuda_array_interface__`` can name."""
     if stream is None:
-        return cuda.default_stream()
+        return _caller.default_stream()
     if isinstance(stream, type(cuda.default_stream())):
-        return stream
+        return stream if _caller.handle(stream) else _caller.default_stream()
     if isinstance(stream, (bool, np.bool_)):
         raise TypeError(f"stream: expected a CUDA stream, got {stream!r}")
     for attr in ("cuda_stream", "ptr"):  # torch, CuPy
@@ -48,7 +51,7 @@ def as_stream(stream):
             stream = getattr(stream, attr)
             break
     if isinstance(stream, (int, np.integer)):
-        return cuda.default_stream() if int(stream) == 0 else cuda.external_stream(int(stream))
+        return _caller.from_handle(stream)
     raise TypeError(
         "stream: expected None, a Numba, CuPy or torch CUDA stream, or a stream handle (int); "
         f"got {type(stream).__name__}"
@@ -62,11 +65,6 @@ def launch_1d(kernel, size, stream, *args):
         kernel[blocks, ELEMENTWISE_THREADS, stream](*args)
 
 
-def _library(obj):
-    root = type(obj).__module__.split(".")[0]
-    return root if root in ("cupy", "torch") else "numba"
-
-
 class DeviceView:
     """A device array with leading singleton axes added or removed and maybe reversed in its
     last two axes; no data moves until :meth:`materialize` or :meth:`export`.
@@ -78,14 +76,22 @@ class DeviceView:
         Where copies and kernels of this call run.
     like : object or None
         The caller's object the result should resemble (its library); None: a host result.
+    device : int or None
+        The device holding ``base`` (None: not known, e.g. an empty array).
+    producer : int or None
+        The stream handle a version-3 ``__cuda_array_interface__`` of the operand named.
+    name : str
+        The argument's name, for errors.
     """
 
-    def __init__(self, base, stream, like, shape=None, flipped=False):
+    def __init__(self, base, stream, like, shape=None, flipped=False, *, device=None,
+                 producer=None, name="result"):
         self.base = base
         self.stream = stream
         self.like = like
         self.shape = tuple(base.shape) if shape is None else tuple(shape)
         self.flipped = flipped
+        self.device, self.producer, self.name = device, producer, name
 
     @property
     def dtype(self):
@@ -99,10 +105,15 @@ class DeviceView:
     def size(self):
         return int(np.prod(self.shape, dtype=np.int64))
 
-    def _with(self, shape=None, flipped=None):
-        return DeviceView(self.base, self.stream, self.like,
+    def _with(self, shape=None, flipped=None, stream=None):
+        return DeviceView(self.base, self.stream if stream is None else stream, self.like,
                           self.shape if shape is None else shape,
-                          self.flipped if flipped is None else flipped)
+                          self.flipped if flipped is None else flipped, device=self.device,
+                          producer=self.producer, name=self.name)
+
+    def on(self, stream):
+        """This view with its copies queued on ``stream``."""
+        return self._with(stream=stream)
 
     def __getitem__(self, key):
         key = key if isinstance(key, tuple) else (key,)
@@ -135,48 +146,102 @@ class DeviceView:
         return dst.reshape(self.shape) if tuple(dst.shape) != self.shape else dst
 
     def export(self):
-        """The result as the caller expects it: CuPy, torch, a Numba device array, or NumPy
-        (one copy to the host) when every operand of the call was on the host."""
-        arr = self.materialize(self.dtype)
-        if self.like is None:
-            host = arr.copy_to_host(stream=self.stream)
-            self.stream.synchronize()
-            return host
-        library = _library(self.like)
-        if library == "cupy":
-            import cupy
+        """The result as the caller expects it: CuPy, torch, a Numba device array (bound to
+        the call's stream, which its interface names), or NumPy (one copy to the host) when
+        every operand of the call was on the host. A CuPy or torch result is handed over on
+        that library's current stream (made to wait for the call's stream on the device)."""
+        with _caller.on_device(self.device):
+            arr = self.materialize(self.dtype)
+            if self.like is None:
+                host = arr.copy_to_host(stream=self.stream)
+                self.stream.synchronize()
+                return host
+            library = _caller.library(self.like)
+            if library == "numba":
+                return arr
+            _caller.hand_over(self.like, self.device, self.stream)
+            shared = _Handed(arr)
+            if library == "cupy":
+                import cupy
 
-            return cupy.asarray(arr)
-        if library == "torch":
+                return cupy.asarray(shared)
             import torch
 
-            return torch.as_tensor(arr, device=self.like.device)
-        return arr
+            return torch.as_tensor(shared, device=self.like.device)
 
     # functional.py asks results for this (it never imports CUDA itself)
     _fastcorr_export = export
 
 
+class _Handed:
+    """A result's memory under a version-3 ``__cuda_array_interface__`` without a stream: the
+    consumer's current stream already waits for the call's (:func:`_caller.hand_over`). It
+    holds the Numba array, so the memory lives as long as the consumer's array."""
+
+    def __init__(self, arr):
+        self._arr = arr
+        self.__cuda_array_interface__ = dict(arr.__cuda_array_interface__, stream=None,
+                                             version=3)
+
+
+def _numba_view(a, name):
+    """``a``'s Numba view and interface (TypeError naming ``name`` if it cannot be read)."""
+    iface = _caller.interface(a, name)
+    return as_numba(a), iface
+
+
 def read(a, name):
     """Read one operand of a GPU call: a :class:`DeviceView` of a device array (no copy), or a
-    NumPy array for host data. Raises TypeError naming ``name`` for non-real dtypes."""
-    if not is_device_array(a):
+    NumPy array for host data. Raises TypeError naming ``name`` for non-real dtypes and for
+    torch tensors that require grad."""
+    if not on_device(a):
         return v.as_real_array(a, name)
-    arr = as_numba(a)
+    arr, iface = _numba_view(a, name)
     v.check_real_dtype(np.dtype(arr.dtype), name)
-    return DeviceView(arr, None, a)
+    return DeviceView(arr, None, a, device=_caller.device_of(a, arr),
+                      producer=_caller.producer_stream(iface), name=name)
 
 
 class Call:
-    """The operands of one GPU call: its stream, the library of its result, uploads (the
-    backend contract of :mod:`fastcorr._host`)."""
+    """The operands of one GPU call: its device and stream, the library of its result, uploads
+    (the backend contract of :mod:`fastcorr._host`).
+
+    Used as a context manager: inside, the operands' device is current, :attr:`stream` is the
+    call's stream (``stream=``, else the caller library's current stream), and that stream
+    already waits for the operands' producers; on the way out torch operands are protected
+    from early reuse by torch's allocator.
+    """
 
     def __init__(self, stream, operands):
-        self.stream = as_stream(stream)
-        self.like = next((op.like for op in operands if isinstance(op, DeviceView)), None)
+        self._views = [op for op in operands if isinstance(op, DeviceView)]
+        self.like = self._views[0].like if self._views else None
+        self.device = _caller.common_device(self._views)
+        self._given = stream
+        self._host_out = None
+        self._device_context = None
+
+    def __enter__(self):
+        self._device_context = _caller.on_device(self.device)
+        self._device_context.__enter__()
+        try:
+            if self._given is None:
+                self.stream = _caller.caller_stream(self._views, self.device)
+            else:
+                self.stream = as_stream(self._given)
+            _caller.enter(self._views, self.stream)
+        except BaseException:
+            self._device_context.__exit__(None, None, None)
+            raise
         #: the implementations' last argument
         self.kernel_args = (self.stream,)
-        self._host_out = None
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None:
+                _caller.protect(self._views, self.stream)
+        finally:
+            self._device_context.__exit__(*exc)
 
     def prepare(self, a, dtype):
         """``a`` as a C-contiguous device array of ``dtype``: device data copied only when its
@@ -184,13 +249,13 @@ class Call:
         if a is None:
             return None
         if isinstance(a, DeviceView):
-            return DeviceView(a.base, self.stream, a.like, a.shape, a.flipped).materialize(dtype)
+            return a.on(self.stream).materialize(dtype)
         return cuda.to_device(np.ascontiguousarray(a, dtype=dtype), stream=self.stream)
 
     def output(self, out, shape, dtype):
         """The device array the result is computed into: the caller's device ``out=``, or a
         new one (copied into a host ``out=`` by :meth:`finish`)."""
-        if out is not None and is_device_array(out):
+        if out is not None and on_device(out):
             return as_numba(out).reshape(tuple(shape))
         if out is not None:
             self._host_out = out.reshape(tuple(shape))
@@ -209,7 +274,7 @@ class Call:
             arr.copy_to_host(self._host_out, stream=self.stream)
             self.stream.synchronize()
             return self._host_out
-        return DeviceView(arr, self.stream, self.like)
+        return DeviceView(arr, self.stream, self.like, device=self.device)
 
     def operands(self, data, weight):
         return None
@@ -239,16 +304,20 @@ def check_out(out, shape, dtype, inputs=()):
     an input. Returns ``out`` (the caller's object)."""
     if out is None:
         return None
-    if not is_device_array(out):
+    if not on_device(out):
         return v.check_out(out, shape, dtype, [a for a in inputs if isinstance(a, np.ndarray)])
-    arr = as_numba(out)
+    arr, _ = _numba_view(out, "out")
     if tuple(arr.shape) != tuple(shape):
         raise ValueError(f"out: expected shape {tuple(shape)}, got {tuple(arr.shape)}")
     if np.dtype(arr.dtype) != dtype:
         raise ValueError(f"out: expected dtype {dtype}, got {np.dtype(arr.dtype)}")
     if not arr.is_c_contiguous():
         raise ValueError("out: expected a C-contiguous device array")
-    for a in inputs:
-        if isinstance(a, DeviceView) and _shares_memory(arr, a.base):
+    views = [a for a in inputs if isinstance(a, DeviceView)]
+    for a in views:
+        if _shares_memory(arr, a.base):
             raise ValueError("out: must not share memory with an input")
+    device, theirs = _caller.device_of(out, arr), _caller.common_device(views)
+    if None not in (device, theirs) and device != theirs:
+        raise ValueError(f"out: on cuda:{device}, but the operands are on cuda:{theirs}")
     return out
