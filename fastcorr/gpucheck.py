@@ -8,10 +8,14 @@ On a machine with an NVIDIA GPU (written for H100/H200), from a checkout
    direct input gradient with folding, split-K weight gradient, bias gradient, strided and
    padded layers, images in every boundary) at the production tunables, on random data,
    compared with the CPU backend in float64 and float32, outputs poisoned before each run;
-3. ``compute-sanitizer`` ``memcheck`` and ``racecheck`` over a small copy of that workload;
-4. the CUDA test suite on the device (``tests/cuda``, shrunk tunables), then again at the
+3. the caller's device and stream with the real libraries: torch tensors computed on torch's
+   current (side) stream and on an explicit ``stream=``, CuPy arrays on CuPy's, a parameter
+   that requires grad and a bfloat16 tensor refused by name, a version-3 interface naming a
+   real stream, a second device when there is one, the streaming path twice;
+4. ``compute-sanitizer`` ``memcheck`` and ``racecheck`` over a small copy of that workload;
+5. the CUDA test suite on the device (``tests/cuda``, shrunk tunables), then again at the
    production tunables (``FASTCORR_CUDA_TUNABLES=production``);
-5. the GPU benchmark table (``asv_benchmarks/gpu_compare.py``: image 4096² k3/k7 against
+6. the GPU benchmark table (``asv_benchmarks/gpu_compare.py``: image 4096² k3/k7 against
    cuDNN and CuPy, depthwise and dense layers against torch, GB/s against HBM, streaming
    against PCIe).
 
@@ -35,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 #: seconds per step (the whole run stays within about 8 minutes)
-LIMITS = {"workload": 90, "memcheck": 60, "racecheck": 60, "tests": 150,
+LIMITS = {"workload": 90, "semantics": 60, "memcheck": 60, "racecheck": 60, "tests": 150,
           "tests at production tunables": 90, "benchmark": 150}
 
 
@@ -116,6 +120,119 @@ class _Cast:
         return self.rng.standard_normal(tuple(int(n) for n in shape)).astype(self.dtype)
 
 
+# --------------------------------------------------------------------------- devices, streams
+
+def run_semantics():
+    """The caller's device and stream with torch and CuPy on the GPU; returns rows
+    ``(check, ok, detail)`` (a check whose library is missing says so and passes)."""
+    import fastcorr
+    from fastcorr import batch
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((8, 32, 96, 96)).astype(np.float32)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    expected = fastcorr.conv2d(x, w, padding=1)
+    rows = []
+
+    def close(got, scale=1.0):
+        got = np.asarray(got, np.float64) / scale
+        error = float(np.linalg.norm(got - expected) / np.linalg.norm(expected))
+        if not error <= 1e-5:
+            raise AssertionError(f"relative error {error:.1e}")
+        return f"relative error {error:.1e}"
+
+    def check(name, function):
+        try:
+            rows.append((name, True, function() or ""))
+        except Exception as exc:  # a failed check is a result
+            rows.append((name, False, f"{type(exc).__name__}: {exc}"))
+
+    def refused(function, pattern):
+        try:
+            function()
+        except TypeError as exc:
+            if pattern not in str(exc):
+                raise
+            return f"TypeError: {exc}"
+        raise AssertionError("no TypeError")
+
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None and torch.cuda.is_available():
+        tx, tw = torch.from_numpy(x).cuda(), torch.from_numpy(w).cuda()
+
+        def on_torchs_side_stream():
+            side = torch.cuda.Stream()
+            with torch.cuda.stream(side):
+                fresh = tx * 1.0  # queued on the side stream just before the call
+                doubled = fastcorr.conv2d(fresh, tw, padding=1) * 2.0  # queued after it
+            side.synchronize()
+            return close(doubled.cpu().numpy(), 2.0)
+
+        def on_an_explicit_stream():
+            other = torch.cuda.Stream()
+            got = fastcorr.conv2d(tx * 1.0, tw, padding=1, stream=other) + 0.0
+            torch.cuda.current_stream().synchronize()  # not `other`: the result was handed over
+            return close(got.cpu().numpy())
+
+        def on_a_second_device():
+            if torch.cuda.device_count() < 2:
+                return "one device here: not run"
+            got = fastcorr.conv2d(tx.to("cuda:1"), tw.to("cuda:1"), padding=1)
+            assert got.device.index == 1, got.device
+            try:
+                fastcorr.conv2d(tx, tw.to("cuda:1"))
+            except ValueError as exc:
+                return close(got.cpu().numpy()) + f"; mixed devices: {exc}"
+            raise AssertionError("mixed devices were not refused")
+
+        check("torch: torch's current (side) stream", on_torchs_side_stream)
+        check("torch: explicit stream=", on_an_explicit_stream)
+        check("torch: a parameter that requires grad", lambda: refused(
+            lambda: fastcorr.conv2d(tx, torch.nn.Parameter(tw.clone())), "detach"))
+        check("torch: bfloat16", lambda: refused(
+            lambda: fastcorr.conv2d(tx.to(torch.bfloat16), tw), "bfloat16"))
+        check("torch: cuda:1", on_a_second_device)
+    else:
+        rows.append(("torch", True, "torch with CUDA is not installed: not run"))
+    try:
+        import cupy
+    except ImportError:
+        cupy = None
+    if cupy is not None:
+        def on_cupys_stream():
+            with cupy.cuda.Stream(non_blocking=True) as side:
+                fresh = cupy.asarray(x) * 1.0
+                doubled = fastcorr.conv2d(fresh, cupy.asarray(w), padding=1) * 2.0
+            side.synchronize()
+            return close(cupy.asnumpy(doubled), 2.0)
+
+        check("CuPy: CuPy's current stream", on_cupys_stream)
+    else:
+        rows.append(("CuPy", True, "CuPy is not installed: not run"))
+
+    def version_3_interface():
+        from numba import cuda
+
+        got = fastcorr.conv2d(cuda.to_device(x), cuda.to_device(w), padding=1)
+        iface = got.__cuda_array_interface__
+        assert iface["version"] >= 3 and iface["stream"] not in (0,), iface
+        return close(got.copy_to_host()) + f"; stream {iface['stream']}"
+
+    def streaming_twice():
+        from fastcorr.cuda import _workspace
+
+        for _ in range(2):
+            got = batch.conv2d_stream(x, w, padding=1, backend="cuda", chunk=3, streams=2)
+        return close(got) + f"; {_workspace.held_pinned_bytes()} pinned bytes kept"
+
+    check("Numba: a version-3 interface", version_3_interface)
+    check("streaming: host data twice", streaming_twice)
+    return rows
+
+
 # --------------------------------------------------------------------------- the steps
 
 def _run(label, command, report, env=None, limit=None):
@@ -138,6 +255,21 @@ def _run(label, command, report, env=None, limit=None):
     report["steps"].append(step)
     print(f"[gpucheck] {label}: {status} in {seconds:.0f} s", flush=True)
     return step
+
+
+def _in_process(label, function, passed, report):
+    """Run a step in this process; its rows go into ``report[label]``, ``passed(rows)`` says
+    whether it passed (a crash fails it)."""
+    start = time.perf_counter()
+    try:
+        rows = function()
+        status, tail = (0 if passed(rows) else 1), ""
+    except Exception as exc:  # a crash is a result too
+        rows, status, tail = [], 1, f"{type(exc).__name__}: {exc}"
+    report[label] = rows
+    report["steps"].append(dict(label=label, command=f"{function.__name__}()", status=status,
+                                seconds=round(time.perf_counter() - start, 1), tail=tail))
+    print(f"[gpucheck] {label}: {status}", flush=True)
 
 
 def _environment():
@@ -167,6 +299,10 @@ def _markdown(report):
                   "| dtype | case | relative error | ok | implementations |", "|---|---|---|---|---|"]
         lines += [f"| {d} | {c} | {e:.2e} | {'yes' if ok else '**NO**'} | {i} |"
                   for d, c, e, ok, i in rows]
+    checks = report.get("semantics") or []
+    if checks:
+        lines += ["", "## Devices and streams", "", "| check | ok | detail |", "|---|---|---|"]
+        lines += [f"| {c} | {'yes' if ok else '**NO**'} | {d} |" for c, ok, d in checks]
     bench = report.get("benchmark")
     if bench:
         lines += ["", "## Benchmark (asv_benchmarks/gpu_compare.py)", "", "```json",
@@ -210,17 +346,9 @@ def main(argv=None):
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
 
     if "workload" not in skip:
-        start = time.perf_counter()
-        try:
-            rows = run_workload()
-            status = 0 if all(r[3] for r in rows) else 1
-            tail = ""
-        except Exception as exc:  # a crash is a result too
-            rows, status, tail = [], 1, f"{type(exc).__name__}: {exc}"
-        report["workload"] = rows
-        report["steps"].append(dict(label="workload", command="run_workload()", status=status,
-                                    seconds=round(time.perf_counter() - start, 1), tail=tail))
-        print(f"[gpucheck] workload: {status}", flush=True)
+        _in_process("workload", run_workload, lambda rows: all(r[3] for r in rows), report)
+    if "semantics" not in skip:
+        _in_process("semantics", run_semantics, lambda rows: all(r[1] for r in rows), report)
     sanitizer = shutil.which("compute-sanitizer")
     for tool in ("memcheck", "racecheck"):
         if tool in skip:
