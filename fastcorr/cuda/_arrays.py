@@ -218,6 +218,7 @@ class Call:
         self.device = _caller.common_device(self._views)
         self._given = stream
         self._host_out = None
+        self._device_out = None  # (the caller's out=, the Numba view computed into)
         self._device_context = None
 
     def __enter__(self):
@@ -256,7 +257,8 @@ class Call:
         """The device array the result is computed into: the caller's device ``out=``, or a
         new one (copied into a host ``out=`` by :meth:`finish`)."""
         if out is not None and on_device(out):
-            return as_numba(out).reshape(tuple(shape))
+            self._device_out = (out, as_numba(out).reshape(tuple(shape)))
+            return self._device_out[1]
         if out is not None:
             self._host_out = out.reshape(tuple(shape))
         return self.new(shape, dtype)
@@ -268,12 +270,18 @@ class Call:
         return arr
 
     def finish(self, arr):
-        """A host ``out=`` receives the result (one copy); otherwise a :class:`DeviceView`,
-        exported as the caller's library by :func:`fastcorr.functional.finish`."""
+        """A host ``out=`` receives the result (one copy); a device ``out=`` is returned as
+        the caller's object (handed over to its library's current stream); otherwise a
+        :class:`DeviceView`, exported as the caller's library by
+        :func:`fastcorr.functional.finish`."""
         if self._host_out is not None:
             arr.copy_to_host(self._host_out, stream=self.stream)
             self.stream.synchronize()
             return self._host_out
+        if self._device_out is not None and arr is self._device_out[1]:
+            out = self._device_out[0]
+            _caller.hand_over(out, self.device, self.stream)
+            return out
         return DeviceView(arr, self.stream, self.like, device=self.device)
 
     def operands(self, data, weight):

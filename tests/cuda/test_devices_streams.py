@@ -175,6 +175,15 @@ def test_results_are_handed_over_to_the_callers_stream(events):
 
 
 @stand_ins
+def test_a_torch_out_is_returned_itself_and_handed_over(rng, events):
+    x, w = _layer(rng)
+    out = FakeTensor(np.zeros((2, 4, 3, 4), np.float32))
+    assert fastcorr.conv2d(cuda.to_device(x), cuda.to_device(w), out=out, stream=9) is out
+    assert events[-2:] == [("record", 9), ("wait", TORCH_STREAM)]
+    np.testing.assert_allclose(to_host(out), fastcorr.conv2d(x, w), **tolerance(np.float32))
+
+
+@stand_ins
 def test_an_exported_result_names_no_stream_in_version_3():
     handed = _arrays._Handed(produced(np.zeros((2, 3)), 31))
     iface = handed.__cuda_array_interface__
