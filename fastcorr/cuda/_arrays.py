@@ -82,16 +82,20 @@ class DeviceView:
         The stream handle a version-3 ``__cuda_array_interface__`` of the operand named.
     name : str
         The argument's name, for errors.
+    owner : object or None
+        A result's memory as the caller's library's array (``base`` views it), if that
+        library allocated it.
     """
 
     def __init__(self, base, stream, like, shape=None, flipped=False, *, device=None,
-                 producer=None, name="result"):
+                 producer=None, name="result", owner=None):
         self.base = base
         self.stream = stream
         self.like = like
         self.shape = tuple(base.shape) if shape is None else tuple(shape)
         self.flipped = flipped
         self.device, self.producer, self.name = device, producer, name
+        self.owner = owner
 
     @property
     def dtype(self):
@@ -109,7 +113,7 @@ class DeviceView:
         return DeviceView(self.base, self.stream if stream is None else stream, self.like,
                           self.shape if shape is None else shape,
                           self.flipped if flipped is None else flipped, device=self.device,
-                          producer=self.producer, name=self.name)
+                          producer=self.producer, name=self.name, owner=self.owner)
 
     def on(self, stream):
         """This view with its copies queued on ``stream``."""
@@ -134,54 +138,42 @@ class DeviceView:
             raise ValueError("a reversed device view keeps its last two axes")
         return self._with(shape=shape)
 
-    def materialize(self, dtype):
+    def materialize(self, dtype, into=None):
         """A C-contiguous Numba device array of this view's shape in ``dtype``: the base itself
-        when it already is one (no copy), else one device-side copy."""
+        when it already is one (no copy), else one device-side copy (into ``into``, a device
+        array of the base's shape, if given)."""
         base = self.base
-        if (not self.flipped and np.dtype(base.dtype) == dtype and base.is_c_contiguous()):
+        if (into is None and not self.flipped and np.dtype(base.dtype) == dtype
+                and base.is_c_contiguous()):
             return base if tuple(base.shape) == self.shape else base.reshape(self.shape)
-        stream = self.stream if self.stream is not None else cuda.default_stream()
-        dst = cuda.device_array(base.shape, dtype=dtype, stream=stream)
+        stream = self.stream if self.stream is not None else _caller.default_stream()
+        dst = into if into is not None else cuda.device_array(base.shape, dtype=dtype,
+                                                              stream=stream)
         launch_1d(copy_kernel(base.ndim), dst.size, stream, base, dst, self.flipped)
         return dst.reshape(self.shape) if tuple(dst.shape) != self.shape else dst
 
     def export(self):
-        """The result as the caller expects it: CuPy, torch, a Numba device array (bound to
-        the call's stream, which its interface names), or NumPy (one copy to the host) when
-        every operand of the call was on the host. A CuPy or torch result is handed over on
-        that library's current stream (made to wait for the call's stream on the device)."""
+        """The result as the caller expects it: its library's array for torch and CuPy
+        callers (memory that library allocated, handed over to its current stream, which
+        :class:`Call` made wait for the call's on the device), a Numba device array (bound to the call's
+        stream, which its interface names), or NumPy (one copy to the host) when every
+        operand of the call was on the host."""
         with _caller.on_device(self.device):
-            arr = self.materialize(self.dtype)
             if self.like is None:
-                host = arr.copy_to_host(stream=self.stream)
+                host = self.materialize(self.dtype).copy_to_host(stream=self.stream)
                 self.stream.synchronize()
                 return host
-            library = _caller.library(self.like)
-            if library == "numba":
-                return arr
-            _caller.hand_over(self.like, self.device, self.stream)
-            shared = _Handed(arr)
-            if library == "cupy":
-                import cupy
-
-                return cupy.asarray(shared)
-            import torch
-
-            return torch.as_tensor(shared, device=self.like.device)
+            if self.owner is None:
+                return self.materialize(self.dtype)
+            theirs = self.owner
+            if self.flipped:  # reversed into a new array of the caller's library
+                theirs = _caller.allocate(self.like, self.base.shape, self.dtype, self.device)
+                self.materialize(self.dtype, into=as_numba(theirs))
+                _caller.hand_over(self.like, self.device, self.stream)
+            return theirs.reshape(self.shape)
 
     # functional.py asks results for this (it never imports CUDA itself)
     _fastcorr_export = export
-
-
-class _Handed:
-    """A result's memory under a version-3 ``__cuda_array_interface__`` without a stream: the
-    consumer's current stream already waits for the call's (:func:`_caller.hand_over`). It
-    holds the Numba array, so the memory lives as long as the consumer's array."""
-
-    def __init__(self, arr):
-        self._arr = arr
-        self.__cuda_array_interface__ = dict(arr.__cuda_array_interface__, stream=None,
-                                             version=3)
 
 
 def _numba_view(a, name):
@@ -209,7 +201,8 @@ class Call:
     Used as a context manager: inside, the operands' device is current, :attr:`stream` is the
     call's stream (``stream=``, else the caller library's current stream), and that stream
     already waits for the operands' producers; on the way out torch operands are protected
-    from early reuse by torch's allocator.
+    from early reuse by torch's allocator, and the current stream of the caller's library is
+    made to wait for the call's stream (its results are ready there).
     """
 
     def __init__(self, stream, operands):
@@ -218,7 +211,7 @@ class Call:
         self.device = _caller.common_device(self._views)
         self._given = stream
         self._host_out = None
-        self._device_out = None  # (the caller's out=, the Numba view computed into)
+        self._theirs = {}  # id(Numba view) -> (the caller library's array, the view)
         self._device_context = None
 
     def __enter__(self):
@@ -241,6 +234,11 @@ class Call:
         try:
             if exc[0] is None:
                 _caller.protect(self._views, self.stream)
+                # the results' libraries (the operands', a device out='s) wait for the call
+                owners = [self.like] + [theirs for theirs, _ in self._theirs.values()]
+                by_library = {_caller.library(o): o for o in owners if o is not None}
+                for owner in by_library.values():
+                    _caller.hand_over(owner, self.device, self.stream)
         finally:
             self._device_context.__exit__(*exc)
 
@@ -257,32 +255,40 @@ class Call:
         """The device array the result is computed into: the caller's device ``out=``, or a
         new one (copied into a host ``out=`` by :meth:`finish`)."""
         if out is not None and on_device(out):
-            self._device_out = (out, as_numba(out).reshape(tuple(shape)))
-            return self._device_out[1]
+            return self._adopt(out, as_numba(out).reshape(tuple(shape)))
         if out is not None:
             self._host_out = out.reshape(tuple(shape))
         return self.new(shape, dtype)
 
+    def _adopt(self, theirs, arr):
+        self._theirs[id(arr)] = (theirs, arr)
+        return arr
+
     def new(self, shape, dtype, *, zero=False):
-        arr = cuda.device_array(tuple(shape), dtype=dtype, stream=self.stream)
+        """A result array: from the caller's library's allocator for torch and CuPy operands
+        (returned as that library's array), else a Numba device array."""
+        theirs = None if self.like is None else _caller.allocate(self.like, shape, dtype,
+                                                                 self.device)
+        if theirs is None:
+            arr = cuda.device_array(tuple(shape), dtype=dtype, stream=self.stream)
+        else:
+            arr = self._adopt(theirs, as_numba(theirs))
         if zero and arr.size:
             launch_1d(zero_kernel(), arr.size, self.stream, arr.reshape(arr.size))
         return arr
 
     def finish(self, arr):
-        """A host ``out=`` receives the result (one copy); a device ``out=`` is returned as
-        the caller's object (handed over to its library's current stream); otherwise a
-        :class:`DeviceView`, exported as the caller's library by
-        :func:`fastcorr.functional.finish`."""
+        """A host ``out=`` receives the result (one copy); otherwise a :class:`DeviceView`,
+        exported by :func:`fastcorr.functional.finish` as the caller's library's array (the
+        one its allocator gave :meth:`new`, or the caller's ``out=``), a Numba device array or
+        NumPy."""
         if self._host_out is not None:
             arr.copy_to_host(self._host_out, stream=self.stream)
             self.stream.synchronize()
             return self._host_out
-        if self._device_out is not None and arr is self._device_out[1]:
-            out = self._device_out[0]
-            _caller.hand_over(out, self.device, self.stream)
-            return out
-        return DeviceView(arr, self.stream, self.like, device=self.device)
+        theirs, view = self._theirs.get(id(arr), (None, None))
+        return DeviceView(arr, self.stream, self.like, device=self.device,
+                          owner=theirs if view is arr else None)
 
     def operands(self, data, weight):
         return None

@@ -14,9 +14,10 @@ stream of the caller's library.
   host. A torch operand read on a stream other than torch's current one is first waited for
   the same way, and marked with ``Tensor.record_stream`` so that torch's caching allocator
   does not hand its memory out again before the call's kernels are done with it.
-- **Results.** Exported to the caller's library after that library's current stream has been
-  made to wait for the call's stream (again an event), so a torch or CuPy result is ready for
-  the caller's next operation without a host synchronisation.
+- **Results.** Allocated by the caller's library (torch's caching allocator, CuPy's memory
+  pool: a steady-state call makes no driver allocation) and handed over after that library's
+  current stream has been made to wait for the call's stream (again an event), so a torch or
+  CuPy result is ready for the caller's next operation without a host synchronisation.
 """
 
 import contextlib
@@ -170,14 +171,16 @@ def _same(a, b):
 
 
 def enter(views, stream):
-    """Order the call's ``stream`` after the producers of ``views`` (device-side waits)."""
+    """Order the call's ``stream`` after the producers of ``views`` (device-side waits, one
+    per stream)."""
+    producers = []
     for view in views:
         if view.producer is not None:
-            wait(stream, view.producer)
+            producers.append(view.producer)
         elif library(view.like) == "torch":
-            current = library_stream(view.like, view.device)
-            if not _same(current, handle(stream)):
-                wait(stream, current)
+            producers.append(library_stream(view.like, view.device))
+    for producer in dict.fromkeys(producers):
+        wait(stream, producer)
 
 
 def protect(views, stream):
@@ -192,6 +195,24 @@ def protect(views, stream):
     for view in torch_views:
         if not _same(library_stream(view.like, view.device), handle(stream)):
             view.like.record_stream(theirs)
+
+
+def allocate(like, shape, dtype, device):
+    """A new array of ``shape`` and ``dtype`` from ``like``'s library on ``device`` (torch:
+    ``torch.empty``, CuPy: ``cupy.empty``), or None for a library without an allocator of its
+    own (Numba)."""
+    lib = library(like)
+    if lib == "torch":
+        import torch
+
+        return torch.empty(tuple(shape), dtype=getattr(torch, np.dtype(dtype).name),
+                           device=like.device)
+    if lib == "cupy":
+        import cupy
+
+        with cupy.cuda.Device(device):
+            return cupy.empty(tuple(shape), dtype=dtype)
+    return None
 
 
 def hand_over(like, device, stream):

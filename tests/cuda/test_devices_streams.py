@@ -123,8 +123,9 @@ def test_an_explicit_stream_waits_for_torch_and_protects_its_memory(rng, events)
     views = _views(("input", FakeTensor(x)), ("weight", FakeTensor(w)))
     with _arrays.Call(77, views) as call:
         assert int(call.stream) == 77
-    # each torch operand: an event recorded on torch's stream, waited for on the call's
-    assert events == [("record", TORCH_STREAM), ("wait", 77)] * 2
+    # torch's stream waited for on the call's (once), then the other way round on the way out
+    assert events == [("record", TORCH_STREAM), ("wait", 77), ("record", 77),
+                      ("wait", TORCH_STREAM)]
     assert all(view.like.recorded == [("torch stream", 77)] for view in views)
 
 
@@ -184,10 +185,36 @@ def test_a_torch_out_is_returned_itself_and_handed_over(rng, events):
 
 
 @stand_ins
-def test_an_exported_result_names_no_stream_in_version_3():
-    handed = _arrays._Handed(produced(np.zeros((2, 3)), 31))
-    iface = handed.__cuda_array_interface__
-    assert iface["version"] == 3 and iface["stream"] is None and iface["shape"] == (2, 3)
+def test_torch_results_come_from_torchs_allocator(rng, events, monkeypatch):
+    import torch
+
+    made = []
+
+    def empty(shape, dtype=None, device=None):
+        made.append(FakeTensor(np.full(shape, np.nan, np.dtype(str(dtype).split(".")[1]))))
+        return made[-1]
+
+    monkeypatch.setattr(torch, "empty", empty)
+    x, w = _layer(rng)
+    g = rng.standard_normal((2, 4, 3, 4)).astype(np.float32)
+    got = fastcorr.conv2d(FakeTensor(x), FakeTensor(w), stream=9)
+    assert [got] == made and got.dtype == np.float32
+    np.testing.assert_allclose(to_host(got), fastcorr.conv2d(x, w), **tolerance(np.float32))
+    # the gradients too, handed over once after the call's last kernel
+    events.clear()
+    grads = fastcorr.conv2d_backward(FakeTensor(g), FakeTensor(x), FakeTensor(w), stream=9)
+    assert list(grads) == made[1:]
+    assert events[-2:] == [("record", 9), ("wait", TORCH_STREAM)]
+    for got, expected in zip(grads, fastcorr.conv2d_backward(g, x, w)):
+        np.testing.assert_allclose(to_host(got), expected, **tolerance(np.float32))
+    # a reversed result (a convolution's kernel gradient) is copied into a new torch array
+    gi = rng.standard_normal((5, 6)).astype(np.float32)
+    image, kernel = x[0, 0], w[0, 0]
+    got = fastcorr.convolve2d_backward(FakeTensor(gi), FakeTensor(image), FakeTensor(kernel),
+                                       "same")
+    assert all(any(np.shares_memory(r._ary, m._ary) for m in made) for r in got)
+    for r, expected in zip(got, fastcorr.convolve2d_backward(gi, image, kernel, "same")):
+        np.testing.assert_allclose(to_host(r), expected, **tolerance(np.float32))
 
 
 @stand_ins
