@@ -22,6 +22,7 @@ from .. import _validate as v
 from ..dispatch import on_device
 from . import _caller
 from ._copy import copy_kernel, zero_kernel
+from ._workspace import scratch
 
 #: Threads per block of the element-wise kernels (copies, folds, sums).
 ELEMENTWISE_THREADS = 256
@@ -138,17 +139,22 @@ class DeviceView:
             raise ValueError("a reversed device view keeps its last two axes")
         return self._with(shape=shape)
 
-    def materialize(self, dtype, into=None):
+    def materialize(self, dtype, into=None, scratch_slot=None):
         """A C-contiguous Numba device array of this view's shape in ``dtype``: the base itself
-        when it already is one (no copy), else one device-side copy (into ``into``, a device
-        array of the base's shape, if given)."""
+        when it already is one (no copy), else one device-side copy: into ``into`` (a device
+        array of the base's shape) if given, else into the workspace's ``scratch_slot`` if
+        given (for an operand the call consumes), else into a new array."""
         base = self.base
         if (into is None and not self.flipped and np.dtype(base.dtype) == dtype
                 and base.is_c_contiguous()):
             return base if tuple(base.shape) == self.shape else base.reshape(self.shape)
         stream = self.stream if self.stream is not None else _caller.default_stream()
-        dst = into if into is not None else cuda.device_array(base.shape, dtype=dtype,
-                                                              stream=stream)
+        if into is not None:
+            dst = into
+        elif scratch_slot is not None:
+            dst = scratch(scratch_slot, base.shape, dtype, stream)
+        else:
+            dst = cuda.device_array(base.shape, dtype=dtype, stream=stream)
         launch_1d(copy_kernel(base.ndim), dst.size, stream, base, dst, self.flipped)
         return dst.reshape(self.shape) if tuple(dst.shape) != self.shape else dst
 
@@ -248,7 +254,7 @@ class Call:
         if a is None:
             return None
         if isinstance(a, DeviceView):
-            return a.on(self.stream).materialize(dtype)
+            return a.on(self.stream).materialize(dtype, scratch_slot=f"operand {a.name}")
         return cuda.to_device(np.ascontiguousarray(a, dtype=dtype), stream=self.stream)
 
     def output(self, out, shape, dtype):

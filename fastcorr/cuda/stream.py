@@ -52,7 +52,7 @@ def run(plan, x, weight, bias, out, per_chunk, n_streams, update):
 
     def upload(a):
         if isinstance(a, DeviceView):
-            return a.on(first).materialize(dtype)
+            return a.on(first).materialize(dtype, scratch_slot=f"streamed {a.name}")
         return cuda.to_device(np.ascontiguousarray(a, dtype=dtype), stream=first)
 
     w_dev = upload(weight)

@@ -243,3 +243,22 @@ def test_a_steady_state_call_allocates_only_its_results(rng, allocations):
                                **tolerance(np.float32))
     _workspace.release()
     assert _workspace.held_bytes() == 0
+
+
+def test_converted_device_operands_use_the_workspace(rng, allocations):
+    """Device operands copied on the device (another dtype, a reversed kernel) go into the
+    workspace too: a repeated call allocates its result only."""
+    x, w, _ = _layer(rng, np.float32)
+    dx, dw = cuda.to_device(x), cuda.to_device(w.astype(np.float64))  # x becomes float64
+    image, kernel = cuda.to_device(x[0, 0]), cuda.to_device(w[0, 0])
+    for _ in range(2):
+        allocations["device_array"] = 0
+        forward = fastcorr.conv2d(dx, dw, padding=1)
+        image_result = fastcorr.convolve2d(image, kernel, "same")  # the kernel reversed
+    assert allocations["device_array"] == 2
+    np.testing.assert_allclose(to_host(forward), fastcorr.conv2d(x.astype(np.float64), w,
+                                                                 padding=1),
+                               **tolerance(np.float64))
+    np.testing.assert_allclose(to_host(image_result),
+                               fastcorr.convolve2d(x[0, 0], w[0, 0], "same"),
+                               **tolerance(np.float32))
