@@ -31,6 +31,7 @@ from .. import _validate as v
 #: forbids 0, which would be ambiguous).
 LEGACY_STREAM, PER_THREAD_STREAM = 1, 2
 
+
 def library(obj):
     """``"torch"``, ``"cupy"`` or ``"numba"`` (anything else with a device interface)."""
     root = type(obj).__module__.split(".")[0]
@@ -95,11 +96,15 @@ def on_device(device):
     return contextlib.nullcontext() if device is None else cuda.gpus[device]
 
 
-def default_stream():
-    """The default stream as a stream whose handle is valid in a version-3 interface."""
+def _per_thread_default():
     from numba.cuda.core import config
 
-    if config.CUDA_PER_THREAD_DEFAULT_STREAM:
+    return bool(config.CUDA_PER_THREAD_DEFAULT_STREAM)
+
+
+def default_stream():
+    """The default stream as a stream whose handle is valid in a version-3 interface."""
+    if _per_thread_default():
         return cuda.per_thread_default_stream()
     return cuda.legacy_default_stream()
 
@@ -165,8 +170,8 @@ def wait(stream, on):
 
 
 def _same(a, b):
-    # 0 and the legacy handle are one stream unless per-thread default streams are on
-    default = (0, LEGACY_STREAM)
+    # handle 0 is the default stream: the per-thread one where Numba uses it, else the legacy
+    default = (0, PER_THREAD_STREAM if _per_thread_default() else LEGACY_STREAM)
     return a == b or (a in default and b in default)
 
 
