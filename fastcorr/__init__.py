@@ -9,7 +9,7 @@ package, loaded on first use.
 import importlib
 
 from ._select import trace
-from .dispatch import BackendUnavailableError
+from .dispatch import BackendUnavailableError, release_gpu_memory
 from .functional import choose_method, conv2d, convolve2d, corr2d, correlate2d
 from .gradients import (conv2d_backward, conv2d_input, conv2d_weight, convolve2d_backward,
                         correlate2d_backward)
@@ -36,6 +36,7 @@ __all__ = [
     "correlate2d",
     "get_num_threads",
     "num_threads",
+    "release_gpu_memory",
     "set_num_threads",
     "trace",
     *(name for name in _SUBMODULES if name not in _OPTIONAL),

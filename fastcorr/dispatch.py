@@ -1,6 +1,7 @@
 """Backend choice: from the ``backend`` argument, or from where the data lives."""
 
 import importlib.util
+import sys
 
 from . import _validate
 
@@ -133,3 +134,35 @@ def check_stream(backend, stream):
     if stream is not None and backend.NAME != "cuda":
         raise ValueError("stream: only backend='cuda' runs on a stream; pass stream=None on the "
                          "host backends")
+
+
+def release_gpu_memory():
+    """Free the GPU memory fastcorr keeps between calls.
+
+    The CUDA backend keeps its scratch buffers (padded planes, split-K partial sums, operands
+    converted on the device) and the streaming path's pinned host and device buffers for the
+    next call, per device, stream and host thread, so that a repeated call allocates only its
+    results. This frees them all; they are made again when next needed.
+
+    Returns
+    -------
+    tuple of int
+        ``(device bytes, pinned host bytes)`` freed: ``(0, 0)`` when the CUDA backend was
+        never used in this process (nothing is imported then).
+
+    See Also
+    --------
+    fastcorr.batch.conv2d_stream : The streaming path whose pinned buffers this frees.
+    torch.cuda.empty_cache : torch's counterpart for its caching allocator.
+
+    Examples
+    --------
+    >>> import fastcorr
+    >>> fastcorr.release_gpu_memory()  # no GPU call was made yet
+    (0, 0)
+    """
+    if "fastcorr.cuda" not in sys.modules:
+        return 0, 0
+    from .cuda import _workspace
+
+    return _workspace.release()

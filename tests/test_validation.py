@@ -606,6 +606,8 @@ def test_import_does_not_load_numba_cuda():
         "fastcorr.correlate2d(np.ones((4, 4), np.float32), np.ones((2, 2), np.float32))\n"
         "assert 'numba' in sys.modules, 'the CPU call should have used numba'\n"
         "assert 'numba.cuda' not in sys.modules, 'after a CPU call'\n"
+        "assert fastcorr.release_gpu_memory() == (0, 0)\n"
+        "assert 'numba.cuda' not in sys.modules, 'after release_gpu_memory'\n"
         "print('clean')\n"
     )
     env = dict(os.environ)

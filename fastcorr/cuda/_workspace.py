@@ -140,7 +140,10 @@ def held_pinned_bytes():
 
 
 def release():
-    """Free every scratch and streaming buffer (they are made again when next needed)."""
+    """Free every scratch and streaming buffer (they are made again when next needed); returns
+    ``(device bytes, pinned host bytes)`` freed."""
+    freed = held_bytes(), held_pinned_bytes()
     with _lock:
         _streams.clear()
         _lanes.clear()
+    return freed
