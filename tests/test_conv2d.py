@@ -6,23 +6,23 @@ guess: a sum of ``m`` products computed in a precision with unit roundoff ``u = 
 by at most about ``m * u * sum(|w| * |x|)``, so we allow ``(m + 2) * eps * (|w| (*) |x| + |b|)``
 element by element, where ``(*)`` is the same correlation of the absolute values (computed by
 torch with the same padding). In float64 this also covers torch's own rounding.
+
+The hand-picked layers are those of ``tests/cases.py``, checked by the test body the CUDA tests
+share (``helpers.check_layer_forward``).
 """
 
 import contextlib
-import warnings
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastcorr
 from fastcorr import config
-from helpers import assert_within, forced, torch_conv2d
-
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-DTYPES = (np.float32, np.float64)
+from cases import DTYPES, PADDING_MODES, layer_params
+from helpers import assert_within, check_layer_forward, forced, torch_conv2d
+from helpers import conv2d_error_bound as error_bound
 
 
 # Each direct CPU forward implementation forced in turn (plans it cannot compute take the
@@ -50,14 +50,6 @@ def backend(request):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def error_bound(x, w, b, dtype, **kwargs):
-    """Element-wise forward error bound of a correlation computed in ``dtype`` (see module doc)."""
-    magnitude = torch_conv2d(np.abs(np.asarray(x, np.float64)), np.abs(np.asarray(w, np.float64)),
-                             None if b is None else np.abs(np.asarray(b, np.float64)), **kwargs)
-    terms = int(np.prod(np.shape(w)[1:])) + (b is not None)
-    return (terms + 2) * np.finfo(dtype).eps * magnitude
 
 
 def check_against_torch(x, w, b, dtype, backend, **kwargs):
@@ -122,72 +114,14 @@ def rng_config(seed, **limits):
 
 # --------------------------------------------------------------------------- hand-picked cases
 
-# (id, input shape, weight shape, kwargs). Small enough for the reference loops.
-CASES = [
-    ("plain_3x3", (2, 3, 6, 7), (4, 3, 3, 3), {}),
-    ("kernel_1x1", (2, 3, 5, 4), (5, 3, 1, 1), {}),
-    ("kernel_1x1_stride2", (1, 3, 5, 4), (2, 3, 1, 1), dict(stride=2)),
-    ("nonsquare_input_kernel", (1, 2, 5, 9), (3, 2, 2, 4), {}),
-    ("kernel_equals_input", (1, 2, 4, 5), (2, 2, 4, 5), {}),
-    ("stride_2", (1, 2, 7, 7), (3, 2, 3, 3), dict(stride=2)),
-    ("stride_pair_uneven", (1, 2, 8, 9), (3, 2, 3, 2), dict(stride=(3, 2))),
-    ("stride_not_dividing", (1, 2, 8, 10), (2, 2, 3, 3), dict(stride=(4, 3), padding=1)),
-    ("stride_larger_than_kernel", (1, 1, 9, 9), (2, 1, 2, 2), dict(stride=5)),
-    ("padding_int", (1, 2, 5, 6), (3, 2, 3, 3), dict(padding=1)),
-    ("padding_pair", (1, 2, 5, 6), (3, 2, 3, 2), dict(padding=(2, 1))),
-    ("padding_exceeds_kernel", (1, 2, 4, 4), (2, 2, 2, 2), dict(padding=3)),
-    ("kernel_larger_than_input_padded", (1, 1, 4, 3), (2, 1, 6, 5), dict(padding=(1, 1))),
-    ("padding_valid", (1, 2, 6, 5), (3, 2, 3, 2), dict(padding="valid")),
-    ("same_odd", (1, 2, 5, 6), (3, 2, 3, 5), dict(padding="same")),
-    ("same_even", (1, 2, 5, 6), (3, 2, 2, 4), dict(padding="same")),
-    ("same_even_odd_mixed", (1, 2, 6, 5), (2, 2, 4, 3), dict(padding="same")),
-    ("same_even_dilation2", (1, 2, 7, 7), (2, 2, 2, 4), dict(padding="same", dilation=2)),
-    ("same_even_dilation3", (1, 2, 8, 9), (2, 2, 2, 2), dict(padding="same", dilation=(3, 1))),
-    ("same_odd_dilation_pair", (1, 2, 7, 8), (2, 2, 3, 3), dict(padding="same", dilation=(2, 3))),
-    ("dilation_2", (1, 2, 7, 7), (2, 2, 3, 3), dict(dilation=2)),
-    ("dilation_pair_stride_padding", (1, 2, 9, 8), (3, 2, 3, 2),
-     dict(dilation=(2, 3), stride=(2, 1), padding=(1, 2))),
-    ("groups_2", (2, 4, 5, 5), (6, 2, 3, 3), dict(groups=2, padding=1)),
-    ("groups_3_stride", (1, 6, 6, 7), (3, 2, 2, 3), dict(groups=3, stride=(2, 2))),
-    ("depthwise", (2, 3, 6, 5), (3, 1, 3, 3), dict(groups=3, padding=1)),
-    ("depthwise_multiplier_2", (1, 3, 6, 5), (6, 1, 3, 2), dict(groups=3, padding=(1, 0))),
-    ("depthwise_stride_dilation", (1, 4, 9, 8), (4, 1, 3, 3),
-     dict(groups=4, stride=2, dilation=2, padding=2)),
-    ("single_pixel_input", (2, 3, 1, 1), (2, 3, 1, 1), {}),
-    ("single_row_input", (1, 2, 1, 7), (2, 2, 1, 3), dict(padding=(0, 1))),
-]
 
-# Padding configurations exercised under every padding_mode.
-MODE_CASES = [
-    ("pad_1", (1, 2, 5, 6), (3, 2, 3, 3), dict(padding=1)),
-    ("pad_pair_max", (1, 2, 4, 5), (2, 2, 3, 2), dict(padding=(3, 4))),  # reflect: H-1, W-1
-    ("pad_pair_stride", (2, 2, 6, 7), (3, 2, 3, 3), dict(padding=(2, 1), stride=(2, 3))),
-    ("pad_dilation", (1, 2, 6, 6), (2, 2, 2, 3), dict(padding=(2, 3), dilation=(2, 2))),
-    ("same_odd", (1, 2, 5, 6), (2, 2, 3, 3), dict(padding="same")),
-    ("same_even_dilation", (1, 2, 7, 6), (2, 2, 2, 4), dict(padding="same", dilation=(3, 1))),
-    ("groups_2", (1, 4, 5, 5), (4, 2, 3, 3), dict(padding=2, groups=2)),
-    ("depthwise", (1, 3, 5, 6), (6, 1, 3, 3), dict(padding=(1, 2), groups=3)),
-]
-
-
-def _params(cases):
-    return [pytest.param(*c[1:], id=c[0]) for c in cases]
-
-
-@pytest.mark.parametrize("input_shape, weight_shape, kwargs", _params(CASES))
-def test_cases_match_torch(input_shape, weight_shape, kwargs, backend):
+@pytest.mark.parametrize("case", layer_params())
+def test_layer_cases_match_torch(case, backend):
+    """Every layer of tests/cases.py (the CUDA tests run a selection of them through the same
+    body), with and without a bias, in both dtypes: see ``helpers.check_layer_forward``."""
     for bias in (True, False):
-        x, w, b = make_operands(7, input_shape, weight_shape, bias)
         for dtype in DTYPES:
-            check_against_torch(x, w, b, dtype, backend, **kwargs)
-
-
-@pytest.mark.parametrize("padding_mode", PADDING_MODES)
-@pytest.mark.parametrize("input_shape, weight_shape, kwargs", _params(MODE_CASES))
-def test_padding_modes_match_torch(input_shape, weight_shape, kwargs, padding_mode, backend):
-    x, w, b = make_operands(11, input_shape, weight_shape, bias=True)
-    for dtype in DTYPES:
-        check_against_torch(x, w, b, dtype, backend, padding_mode=padding_mode, **kwargs)
+            check_layer_forward(backend, case, dtype, bias=bias)
 
 
 def test_padding_modes_differ():

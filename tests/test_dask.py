@@ -22,9 +22,8 @@ import dask  # noqa: E402
 import fastcorr  # noqa: E402
 import fastcorr.dask as fd  # noqa: E402
 from fastcorr.cpu import _pool  # noqa: E402
-from helpers import assert_within, torch_conv2d  # noqa: E402
-from test_conv2d import error_bound  # noqa: E402
-from test_gradients import grad_bounds, torch_grads  # noqa: E402
+from helpers import assert_within, grad_bounds, torch_conv2d, torch_grads  # noqa: E402
+from helpers import conv2d_error_bound as error_bound  # noqa: E402
 
 DTYPES = (np.float32, np.float64)
 

@@ -9,6 +9,9 @@ itself: the gradients of the all-ones problem count the products behind each ele
 gradients of ``(|x|, |w|, |grad_out|)`` are the sums of their magnitudes. fastcorr and torch
 (float64) each make such an error, so the bound is ``(eps(dtype) + eps(float64)) * (m + 1) *
 magnitude`` element by element.
+
+The hand-picked layers and image shapes are those of ``tests/cases.py``, checked by the test
+bodies the CUDA tests share (``helpers.check_layer_gradients``, ``helpers.check_image_gradients``).
 """
 
 import itertools
@@ -16,7 +19,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +27,10 @@ import torch
 
 import fastcorr
 from fastcorr import _select, config
-from helpers import assert_within
-
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-EPS64 = np.finfo(np.float64).eps
+from cases import BOUNDARIES, IMAGE_GRADIENT_FILLVALUE, IMAGE_GRADIENT_SHAPES, MODES
+from cases import PADDING_MODES, layer_params, shape_id
+from helpers import (EPS64, as_int_tuple, assert_within, check_image_gradients,
+                     check_layer_gradients, grad_bounds, torch_forward_shape, torch_grads)
 
 # CPU implementations forced by name (plans one cannot compute take the usual choice; the
 # tests of tests/test_implementations.py prove each runs where it can): im2col/col2im + BLAS
@@ -62,65 +64,12 @@ def use_path(monkeypatch, name):
 # --------------------------------------------------------------------------- torch helpers
 
 
-def _as_tuple(v):
-    return tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else v
-
-
-def torch_grads(x, w, g, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
-    """(grad_input, grad_weight, grad_bias) of torch.nn.Conv2d in float64, as numpy arrays."""
-    xt = torch.tensor(np.asarray(x, np.float64), requires_grad=True)
-    w = np.asarray(w, np.float64)
-    layer = torch.nn.Conv2d(
-        xt.shape[-3], w.shape[0], kernel_size=tuple(w.shape[2:]), stride=_as_tuple(stride),
-        padding=_as_tuple(padding), dilation=_as_tuple(dilation), groups=groups, bias=True,
-        padding_mode=padding_mode, dtype=torch.float64,
-    )
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny problems: torch's pool waking beside Numba's costs more
-    try:
-        with torch.no_grad():
-            layer.weight.copy_(torch.from_numpy(w))
-            layer.bias.zero_()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "same" with an even kernel
-            out = layer(xt)
-        out.backward(torch.from_numpy(np.asarray(g, np.float64)))
-    finally:
-        torch.set_num_threads(threads)
-    return xt.grad.numpy(), layer.weight.grad.numpy(), layer.bias.grad.numpy()
-
-
-def torch_forward_shape(x, w, **kwargs):
-    """The output shape torch gives, or None where torch rejects the layer."""
-    xt = torch.zeros(np.shape(x), dtype=torch.float64)
-    try:
-        layer = torch.nn.Conv2d(
-            xt.shape[-3], w.shape[0], kernel_size=tuple(w.shape[2:]),
-            stride=_as_tuple(kwargs["stride"]), padding=_as_tuple(kwargs["padding"]),
-            dilation=_as_tuple(kwargs["dilation"]), groups=kwargs["groups"], bias=False,
-            padding_mode=kwargs["padding_mode"], dtype=torch.float64)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return tuple(layer(xt).shape)
-    except (RuntimeError, ValueError):
-        return None
-
-
 def out_shape(x, w, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", **_):
     """conv2d's output shape, from torch (no fastcorr kernel compiled just for a shape)."""
     shape = torch_forward_shape(x, w, stride=stride, padding=padding, dilation=dilation,
                                 groups=groups, padding_mode=padding_mode)
     assert shape is not None
     return shape
-
-
-def grad_bounds(x, w, g, dtype, **kwargs):
-    """Element-wise bounds on |fastcorr - torch| for the three gradients (see module doc)."""
-    x, w, g = (np.asarray(a, np.float64) for a in (x, w, g))
-    counts = torch_grads(np.ones_like(x), np.ones_like(w), np.ones_like(g), **kwargs)
-    mags = torch_grads(np.abs(x), np.abs(w), np.abs(g), **kwargs)
-    eps = np.finfo(dtype).eps + EPS64
-    return [eps * (c + 1) * m for c, m in zip(counts, mags)]
 
 
 # --------------------------------------------------------------------------- random layers
@@ -217,41 +166,13 @@ def test_conv2d_backward_matches_torch(monkeypatch, path, dtype):
         assert seen_padding == {"int", "tuple", "same", "valid"} and seen_unbatched
 
 
-HAND_PICKED = [
-    # (id, input shape, weight shape, kwargs)
-    ("depthwise_same_even_dilated", (2, 3, 7, 8), (3, 1, 2, 4),
-     dict(groups=3, padding="same", dilation=(3, 2))),
-    ("multiplier_stride_not_dividing", (2, 2, 9, 10), (6, 1, 3, 2),
-     dict(groups=2, stride=(4, 3), padding=(2, 1))),
-    ("padding_larger_than_kernel", (1, 2, 5, 5), (3, 2, 2, 2), dict(padding=4)),
-    ("stride_larger_than_kernel", (2, 3, 11, 9), (4, 3, 2, 2), dict(stride=5, padding=1)),
-    ("kernel_is_padded_input", (1, 2, 3, 4), (2, 2, 5, 6), dict(padding=1)),
-    ("one_by_one", (3, 4, 5, 6), (5, 4, 1, 1), dict(stride=2)),
-    ("single_row_input", (2, 2, 1, 9), (3, 2, 1, 3), dict(padding=(0, 1))),
-    ("unbatched_dense_same", (3, 7, 6), (4, 3, 3, 2), dict(padding="same")),
-]
-
-
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows", "flat"])
-@pytest.mark.parametrize("padding_mode", PADDING_MODES)
-@pytest.mark.parametrize("case", HAND_PICKED, ids=[c[0] for c in HAND_PICKED])
-def test_conv2d_backward_hand_picked(monkeypatch, path, padding_mode, case):
-    _, x_shape, w_shape, kwargs = case
-    kwargs = dict(dict(stride=1, padding=0, dilation=1, groups=1), **kwargs,
-                  padding_mode=padding_mode)
-    backend = use_path(monkeypatch, path)
-    rng = np.random.default_rng(200 + HAND_PICKED.index(case))
-    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
-    out_shape = torch_forward_shape(x, w, **kwargs)
-    if out_shape is None:  # e.g. reflect padding as large as the input
-        with pytest.raises(ValueError, match="padding"):
-            fastcorr.conv2d(x, w, backend=backend, **kwargs)
-        return
-    g = rng.standard_normal(out_shape)
-    got = fastcorr.conv2d_backward(g, x, w, backend=backend, **kwargs)
-    for a, e, b in zip(got, torch_grads(x, w, g, **kwargs), grad_bounds(x, w, g, np.float64,
-                                                                        **kwargs)):
-        assert_within(a, e, b, f"{case[0]} {padding_mode} {path}")
+@pytest.mark.parametrize("case", layer_params())
+def test_layer_cases_backward(monkeypatch, case, path, dtype):
+    """Every layer of tests/cases.py (the CUDA tests run a selection of them through the same
+    body) on each CPU gradient path: see ``helpers.check_layer_gradients``."""
+    check_layer_gradients(use_path(monkeypatch, path), case, dtype)
 
 
 @pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows", "reference"])
@@ -400,7 +321,7 @@ def test_conv2d_input_weight_match_torch_nn_grad(monkeypatch, path):
                           padding_kinds=("int", "pair", "pair"))
     for x, w, g, kwargs in layers:
         args = {k: kwargs[k] for k in ("stride", "padding", "dilation", "groups")}
-        t_args = {k: _as_tuple(v) for k, v in args.items()}
+        t_args = {k: as_int_tuple(v) for k, v in args.items()}
         # torch.nn.grad takes batched tensors only
         xb, gb = (x[None], g[None]) if x.ndim == 3 else (x, g)
         xt, wt, gt = (torch.from_numpy(a) for a in (xb, w, gb))
@@ -511,15 +432,6 @@ def test_finite_differences_conv2d(monkeypatch, path, case):
 
 # --------------------------------------------------------------------------- 6. correlate2d/convolve2d
 
-IMAGE_PAIRS = [
-    ((7, 9), (3, 4)),  # even kernel width
-    ((6, 5), (2, 2)),  # even kernel
-    ((5, 6), (5, 3)),  # kernel as tall as the image
-    ((4, 5), (6, 9)),  # in2 larger: "valid" swaps; wrap/symm repeat the image several times
-    ((1, 1), (3, 2)),  # a single sample copied everywhere
-]
-
-
 @pytest.mark.parametrize("path", ["gemm", "direct", "direct-rows"])
 @pytest.mark.parametrize("convolve", [False, True], ids=["correlate2d", "convolve2d"])
 def test_image_backward_adjoint(monkeypatch, path, convolve):
@@ -530,8 +442,8 @@ def test_image_backward_adjoint(monkeypatch, path, convolve):
     bwd = fastcorr.convolve2d_backward if convolve else fastcorr.correlate2d_backward
     rng = np.random.default_rng(41 + convolve)
     checked = 0
-    for (sa, sb), mode, boundary in itertools.product(IMAGE_PAIRS, ("full", "same", "valid"),
-                                                      ("fill", "wrap", "symm")):
+    for (sa, sb), mode, boundary in itertools.product(IMAGE_GRADIENT_SHAPES, MODES,
+                                                      BOUNDARIES):
         a, b = rng.standard_normal(sa), rng.standard_normal(sb)
         fill = 1.75 if boundary == "fill" else 0.0
         out = fwd(a, b, mode, boundary, fill, backend=backend)
@@ -552,27 +464,17 @@ def test_image_backward_adjoint(monkeypatch, path, convolve):
         ga0, gb0 = bwd(g, a, b, mode, boundary, 0.0, backend=backend)
         assert np.allclose(ga0, ga, rtol=0, atol=tol)
         checked += 1
-    assert checked == len(IMAGE_PAIRS) * 9
+    assert checked == len(IMAGE_GRADIENT_SHAPES) * 9
 
 
-@pytest.mark.parametrize("convolve", [False, True], ids=["correlate2d", "convolve2d"])
-def test_image_backward_matches_reference(convolve):
-    bwd = fastcorr.convolve2d_backward if convolve else fastcorr.correlate2d_backward
-    fwd = fastcorr.convolve2d if convolve else fastcorr.correlate2d
-    rng = np.random.default_rng(51 + convolve)
-    for (sa, sb), mode, boundary in itertools.product(IMAGE_PAIRS[:4], ("full", "same", "valid"),
-                                                      ("fill", "wrap", "symm")):
-        a, b = rng.standard_normal(sa), rng.standard_normal(sb)
-        g = rng.standard_normal(fwd(a, b, mode, boundary, 0.5).shape)
-        got = bwd(g, a, b, mode, boundary, 0.5, backend="cpu")
-        ref = bwd(g, a, b, mode, boundary, 0.5, backend="reference")
-        # the reference, on all-ones and absolute values, counts the products behind each
-        # element and sums their magnitudes (the fill 0.5 takes part in grad_in2)
-        counts = bwd(np.ones_like(g), np.ones_like(a), np.ones_like(b), mode, boundary, 1.0,
-                     backend="reference")
-        mags = bwd(np.abs(g), np.abs(a), np.abs(b), mode, boundary, 0.5, backend="reference")
-        for r, e, c, m in zip(got, ref, counts, mags):
-            assert_within(r, e, 2 * EPS64 * (c + 1) * m, f"{sa} {sb} {mode} {boundary}")
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shapes", IMAGE_GRADIENT_SHAPES, ids=shape_id)
+@pytest.mark.parametrize("op", ["correlate2d", "convolve2d"])
+def test_image_backward_matches_reference(op, shapes, mode, boundary):
+    """Every image gradient case of tests/cases.py (the CUDA tests run a selection of them
+    through the same body): see ``helpers.check_image_gradients``."""
+    check_image_gradients("cpu", op, shapes, mode, boundary, IMAGE_GRADIENT_FILLVALUE)
 
 
 def test_image_backward_against_torch():

@@ -1,12 +1,12 @@
-"""Helpers of the CUDA tests."""
+"""Helpers of the CUDA tests (those they share with the CPU tests are in ``tests/helpers.py``,
+the cases in ``tests/cases.py``)."""
 
 import numpy as np
+from helpers import cross_backend_tolerance
 
-
-def tolerance(dtype):
-    """Comparison tolerances for results of ``dtype`` computed in a different order."""
-    return dict(rtol=1e-5, atol=1e-5) if np.dtype(dtype) == np.float32 else dict(rtol=1e-11,
-                                                                                  atol=1e-11)
+#: Comparison tolerances for results of a dtype computed in a different order (the shared
+#: test bodies compare the CUDA backend with the CPU one within them too).
+tolerance = cross_backend_tolerance
 
 
 def to_host(a):
@@ -18,3 +18,11 @@ def to_host(a):
     if type(a).__module__.startswith("torch"):
         return a.cpu().numpy()
     return np.asarray(a)
+
+
+def operands(rng, x_shape, w_shape, bias, dtype):
+    """Random conv2d operands ``(x, w, b)`` of ``dtype`` (``b`` None without a bias)."""
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
+    return x, w, b

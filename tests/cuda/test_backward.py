@@ -1,11 +1,18 @@
-"""CUDA gradient kernels against the CPU backend and the reference: conv2d_backward with every
-option, conv2d_input/conv2d_weight, correlate2d/convolve2d backward in every mode and
-boundary; bitwise repeatability."""
+"""CUDA gradient kernels against the CPU backend, the reference and the float64 oracles:
+conv2d_backward with every option, conv2d_input/conv2d_weight, correlate2d/convolve2d backward
+in every mode and boundary; bitwise repeatability.
+
+The layers and images are selections of the cases every backend's tests share
+(``tests/cases.py``), run through the same test bodies as the CPU tests (``tests/helpers.py``).
+"""
 
 import numpy as np
 import pytest
-from cuda_helpers import tolerance
-from test_forward import CONV2D_CASES, _operands
+from cases import (BOUNDARIES, CUDA_FLOAT32_GRADIENT_LAYERS, CUDA_GRADIENT_LAYERS,
+                   CUDA_IMAGE_GRADIENT_SHAPES, IMAGE_GRADIENT_FILLVALUE, LAYERS, MODES,
+                   shape_id)
+from cuda_helpers import operands, tolerance
+from helpers import check_image_gradients, check_layer_gradients
 
 import fastcorr
 from fastcorr import config
@@ -15,36 +22,19 @@ def _grads(x, w, g, backend, kwargs, mask=(True, True, True)):
     return fastcorr.conv2d_backward(g, x, w, backend=backend, output_mask=mask, **kwargs)
 
 
-# every case in float64, a few in float32 (the simulator is slow)
-BACKWARD_CASES = ([pytest.param(c, np.float64, id=c[0] + "-float64") for c in CONV2D_CASES]
-                  + [pytest.param(c, np.float32, id=c[0] + "-float32") for c in CONV2D_CASES
-                     if c[0] in ("plain", "stride_dilation", "reflect", "depthwise")])
+# every selected case in float64, a few in float32 (the simulator is slow)
+GRADIENT_CASES = ([pytest.param(c, np.float64, id=c.id + "-float64") for c in CUDA_GRADIENT_LAYERS]
+                  + [pytest.param(c, np.float32, id=c.id + "-float32")
+                     for c in CUDA_FLOAT32_GRADIENT_LAYERS])
 
 
-@pytest.mark.parametrize("case, dtype", BACKWARD_CASES)
-def test_conv2d_backward_matches_cpu(case, dtype, rng):
-    _, x_shape, w_shape, _, kwargs = case
-    x, w, _ = _operands(rng, x_shape, w_shape, False, dtype)
-    g = rng.standard_normal(fastcorr.conv2d(x, w, **kwargs).shape).astype(dtype)
-    expected = _grads(x, w, g, "cpu", kwargs)
-    got = _grads(x, w, g, "cuda", kwargs)
-    for e, r in zip(expected, got):
-        assert isinstance(r, np.ndarray) and r.dtype == e.dtype and r.shape == e.shape
-        np.testing.assert_allclose(r, e, **tolerance(dtype))
-
-
-@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
-def test_conv2d_backward_matches_reference(padding_mode, rng):
-    x, w, _ = _operands(rng, (2, 2, 5, 6), (2, 2, 3, 2), False, np.float64)
-    kwargs = dict(padding=(2, 1), stride=(1, 2), padding_mode=padding_mode)
-    g = rng.standard_normal(fastcorr.conv2d(x, w, **kwargs).shape)
-    expected = fastcorr.conv2d_backward(g, x, w, backend="reference", **kwargs)
-    for e, r in zip(expected, _grads(x, w, g, "cuda", kwargs)):
-        np.testing.assert_allclose(r, e, **tolerance(np.float64))
+@pytest.mark.parametrize("case, dtype", GRADIENT_CASES)
+def test_layer_cases(case, dtype):
+    check_layer_gradients("cuda", case, dtype)
 
 
 def test_output_mask_and_gradient_functions(rng):
-    x, w, _ = _operands(rng, (2, 3, 5, 6), (4, 3, 3, 3), False, np.float32)
+    x, w, _ = operands(rng, (2, 3, 5, 6), (4, 3, 3, 3), False, np.float32)
     kwargs = dict(padding=1, stride=2, dilation=(1, 2))
     g = rng.standard_normal(fastcorr.conv2d(x, w, **kwargs).shape).astype(np.float32)
     gx, gw, gb = _grads(x, w, g, "cuda", kwargs, mask=(False, True, False))
@@ -58,19 +48,18 @@ def test_output_mask_and_gradient_functions(rng):
                                **tolerance(np.float32))
 
 
-def test_direct_kernels_when_tiles_do_not_fit(rng, monkeypatch):
+def test_direct_kernels_when_tiles_do_not_fit(monkeypatch):
     monkeypatch.setattr(config, "CUDA_MAX_SHARED_BYTES", 8)
-    x, w, _ = _operands(rng, (1, 4, 5, 6), (4, 2, 3, 2), False, np.float64)
-    kwargs = dict(groups=2, stride=(2, 1), dilation=(1, 2), padding=2)
-    g = rng.standard_normal(fastcorr.conv2d(x, w, **kwargs).shape)
-    for e, r in zip(_grads(x, w, g, "cpu", kwargs), _grads(x, w, g, "cuda", kwargs)):
-        np.testing.assert_allclose(r, e, **tolerance(np.float64))
+    with fastcorr.trace() as ran:
+        check_layer_gradients("cuda", LAYERS["grouped_everything"], np.float64)
+    assert [(r.operation, r.implementation) for r in ran if r.backend == "cuda"] == [
+        ("grad_input", "direct"), ("grad_weight", "splitk"), ("grad_bias", "sums")]
 
 
 def test_weight_gradient_in_several_chunks_and_tap_batches(rng, monkeypatch):
     monkeypatch.setattr(config, "CUDA_GRAD_WEIGHT_TAPS", 4)  # 9 taps: batches of 4, 4, 1
     monkeypatch.setattr(config, "CUDA_GRAD_WEIGHT_CHUNK_ROWS", 3)  # 10 rows: 4 chunks
-    x, w, _ = _operands(rng, (2, 2, 5, 6), (2, 2, 3, 3), False, np.float64)
+    x, w, _ = operands(rng, (2, 2, 5, 6), (2, 2, 3, 3), False, np.float64)
     kwargs = dict(padding=1, padding_mode="circular")
     g = rng.standard_normal(fastcorr.conv2d(x, w, **kwargs).shape)
     np.testing.assert_allclose(fastcorr.conv2d_weight(x, w.shape, g, backend="cuda", **kwargs),
@@ -88,19 +77,12 @@ def test_empty_batch_gives_zero_gradients():
     np.testing.assert_array_equal(gb, np.zeros(3))
 
 
-@pytest.mark.parametrize("func", ["correlate2d", "convolve2d"])
-@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm"])
-@pytest.mark.parametrize("mode", ["full", "same", "valid"])
-def test_image_backward_matches_reference(func, mode, boundary, rng):
-    image = rng.standard_normal((5, 6))
-    kernel = rng.standard_normal((3, 4))
-    forward = getattr(fastcorr, func)
-    backward = getattr(fastcorr, func + "_backward")
-    g = rng.standard_normal(forward(image, kernel, mode, boundary, 0.5).shape)
-    expected = backward(g, image, kernel, mode, boundary, 0.5, backend="reference")
-    got = backward(g, image, kernel, mode, boundary, 0.5, backend="cuda")
-    for e, r in zip(expected, got):
-        np.testing.assert_allclose(r, e, **tolerance(np.float64))
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shapes", CUDA_IMAGE_GRADIENT_SHAPES, ids=shape_id)
+@pytest.mark.parametrize("op", ["correlate2d", "convolve2d"])
+def test_image_cases(op, shapes, mode, boundary):
+    check_image_gradients("cuda", op, shapes, mode, boundary, IMAGE_GRADIENT_FILLVALUE)
 
 
 def test_image_backward_swapped_valid(rng):
@@ -113,7 +95,7 @@ def test_image_backward_swapped_valid(rng):
 
 
 def test_gradients_are_bitwise_repeatable(rng):
-    x, w, _ = _operands(rng, (2, 3, 6, 5), (4, 3, 3, 3), False, np.float32)
+    x, w, _ = operands(rng, (2, 3, 6, 5), (4, 3, 3, 3), False, np.float32)
     kwargs = dict(padding=1, padding_mode="reflect")
     g = rng.standard_normal(fastcorr.conv2d(x, w, **kwargs).shape).astype(np.float32)
     first = _grads(x, w, g, "cuda", kwargs)
@@ -125,7 +107,7 @@ def test_gradients_are_bitwise_repeatable(rng):
 def test_automatic_weight_gradient_chunks(rng, monkeypatch):
     monkeypatch.setattr(config, "CUDA_GRAD_WEIGHT_CHUNK_ROWS", 0)
     monkeypatch.setattr(config, "CUDA_GRAD_WEIGHT_POSITIONS", 3)  # 4 threads x 3 / 6 columns: 2 rows
-    x, w, _ = _operands(rng, (2, 2, 5, 6), (3, 2, 2, 3), False, np.float32)
+    x, w, _ = operands(rng, (2, 2, 5, 6), (3, 2, 2, 3), False, np.float32)
     kwargs = dict(padding=1, padding_mode="replicate")
     g = rng.standard_normal(fastcorr.conv2d(x, w, **kwargs).shape).astype(np.float32)
     got = fastcorr.conv2d_weight(x, w.shape, g, backend="cuda", **kwargs)
@@ -140,7 +122,7 @@ def test_bias_gradient_is_split_over_chunks_of_rows(rng):
     order: right, and bitwise the same on a second run."""
     from fastcorr import cuda as backend
 
-    x, w, _ = _operands(rng, (3, 2, 9, 7), (4, 2, 3, 3), False, np.float64)
+    x, w, _ = operands(rng, (3, 2, 9, 7), (4, 2, 3, 3), False, np.float64)
     g = rng.standard_normal(fastcorr.conv2d(x, w).shape)
     plan = fastcorr.functional.LayerOperands(x, w, None, 1, 0, 1, 1, "zeros").plan
     assert backend._split_k(plan)[2] > 1  # several chunks with the shrunk tunables

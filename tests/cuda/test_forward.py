@@ -1,80 +1,41 @@
-"""CUDA forward kernels against the CPU backend and the reference: conv2d with every option,
-correlate2d/convolve2d in every mode and boundary, corr2d; tiled and direct kernels."""
+"""CUDA forward kernels against the CPU backend, the reference and the float64 oracles: conv2d
+with every option, correlate2d/convolve2d in every mode and boundary, corr2d; tiled and direct
+kernels.
+
+The layers and images are selections of the cases every backend's tests share
+(``tests/cases.py``), run through the same test bodies as the CPU tests (``tests/helpers.py``).
+"""
 
 import numpy as np
 import pytest
-from cuda_helpers import to_host, tolerance
+from cases import (CUDA_BOUNDARY_CASES, CUDA_FORWARD_LAYERS, CUDA_IMAGE_SHAPES, DTYPES, LAYERS,
+                   MODES, layer_params, shape_id)
+from cuda_helpers import operands, to_host, tolerance
+from helpers import check_image_forward, check_layer_forward
 
 import fastcorr
 from fastcorr import config
 
-# (id, input shape, weight shape, with bias, conv2d keyword arguments)
-CONV2D_CASES = [
-    ("plain", (2, 3, 5, 6), (4, 3, 3, 2), False, {}),
-    ("bias_padding", (2, 3, 5, 6), (4, 3, 3, 3), True, dict(padding=1)),
-    ("stride_dilation", (2, 2, 6, 7), (3, 2, 2, 3), True,
-     dict(stride=(2, 1), dilation=(1, 2), padding=(1, 2))),
-    ("same", (1, 2, 5, 6), (3, 2, 4, 3), False, dict(padding="same", dilation=(1, 2))),
-    ("valid", (1, 2, 5, 6), (2, 2, 3, 3), True, dict(padding="valid")),
-    ("reflect", (2, 2, 5, 6), (3, 2, 3, 3), True, dict(padding=(2, 1), padding_mode="reflect")),
-    ("replicate", (2, 2, 5, 6), (3, 2, 3, 2), False,
-     dict(padding=2, stride=2, padding_mode="replicate")),
-    ("circular", (1, 2, 5, 6), (3, 2, 3, 3), True,
-     dict(padding=(1, 3), dilation=2, padding_mode="circular")),
-    ("grouped", (2, 4, 5, 6), (6, 2, 3, 3), True, dict(groups=2, padding=1)),
-    ("depthwise", (2, 3, 5, 6), (3, 1, 3, 3), True, dict(groups=3, padding=1)),
-    ("depthwise_multiplier_strided", (1, 2, 6, 7), (4, 1, 3, 2), False,
-     dict(groups=2, stride=2, padding=1, padding_mode="reflect")),
-    ("pointwise", (2, 3, 5, 6), (5, 3, 1, 1), True, {}),
-]
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", layer_params(CUDA_FORWARD_LAYERS))
+def test_layer_cases(case, dtype):
+    check_layer_forward("cuda", case, dtype)
 
 
-def _operands(rng, x_shape, w_shape, bias, dtype):
-    x = rng.standard_normal(x_shape).astype(dtype)
-    w = rng.standard_normal(w_shape).astype(dtype)
-    b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
-    return x, w, b
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("case", CONV2D_CASES, ids=[c[0] for c in CONV2D_CASES])
-def test_conv2d_matches_cpu(case, dtype, rng):
-    _, x_shape, w_shape, bias, kwargs = case
-    x, w, b = _operands(rng, x_shape, w_shape, bias, dtype)
-    expected = fastcorr.conv2d(x, w, b, backend="cpu", **kwargs)
-    got = fastcorr.conv2d(x, w, b, backend="cuda", **kwargs)
-    assert isinstance(got, np.ndarray) and got.dtype == expected.dtype
-    np.testing.assert_allclose(got, expected, **tolerance(dtype))
-
-
-def test_conv2d_matches_reference_unbatched(rng):
-    x, w, b = _operands(rng, (3, 5, 6), (4, 3, 2, 3), True, np.float64)
-    expected = fastcorr.reference.conv2d(x, w, b, padding=1, padding_mode="replicate")
-    got = fastcorr.conv2d(x, w, b, padding=1, padding_mode="replicate", backend="cuda")
-    assert got.shape == expected.shape == (4, 6, 6)
-    np.testing.assert_allclose(got, expected, **tolerance(np.float64))
-
-
-def test_direct_kernel_when_tiles_do_not_fit(rng, monkeypatch):
+def test_direct_kernel_when_tiles_do_not_fit(monkeypatch):
     monkeypatch.setattr(config, "CUDA_MAX_SHARED_BYTES", 8)
-    x, w, b = _operands(rng, (2, 4, 5, 6), (4, 2, 3, 2), True, np.float64)
-    kwargs = dict(groups=2, stride=(1, 2), dilation=(2, 1), padding=2, padding_mode="reflect")
-    np.testing.assert_allclose(fastcorr.conv2d(x, w, b, backend="cuda", **kwargs),
-                               fastcorr.conv2d(x, w, b, backend="cpu", **kwargs),
-                               **tolerance(np.float64))
+    with fastcorr.trace() as ran:
+        check_layer_forward("cuda", LAYERS["grouped_everything_reflect"], np.float64)
+    assert [r.implementation for r in ran if r.backend == "cuda"] == ["direct"]
 
 
-@pytest.mark.parametrize("func", ["correlate2d", "convolve2d"])
-@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm"])
-@pytest.mark.parametrize("mode", ["full", "same", "valid"])
-def test_image_functions_match_cpu_and_reference(func, mode, boundary, rng):
-    image = rng.standard_normal((5, 6))
-    kernel = rng.standard_normal((3, 2))
-    fn = getattr(fastcorr, func)
-    expected = getattr(fastcorr.reference, func)(image, kernel, mode, boundary, 1.5)
-    got = fn(image, kernel, mode, boundary, 1.5, backend="cuda")
-    np.testing.assert_allclose(got, expected, **tolerance(np.float64))
-    np.testing.assert_allclose(got, fn(image, kernel, mode, boundary, 1.5), **tolerance(np.float64))
+@pytest.mark.parametrize("boundary, fillvalue", CUDA_BOUNDARY_CASES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shapes", CUDA_IMAGE_SHAPES, ids=shape_id)
+@pytest.mark.parametrize("op", ["correlate2d", "convolve2d"])
+def test_image_cases(op, shapes, mode, boundary, fillvalue):
+    check_image_forward("cuda", op, shapes, mode, boundary, fillvalue, np.float64)
 
 
 @pytest.mark.parametrize("func", ["correlate2d", "convolve2d"])
@@ -107,7 +68,7 @@ def test_default_tiles(rng, monkeypatch):
 
     for name in ("CUDA_BLOCK", "CUDA_DENSE_OUTPUTS", "CUDA_DEPTHWISE_OUTPUTS"):
         monkeypatch.setattr(config, name, DEFAULTS[name])
-    x, w, b = _operands(rng, (1, 2, 5, 6), (3, 2, 3, 3), True, np.float32)
+    x, w, b = operands(rng, (1, 2, 5, 6), (3, 2, 3, 3), True, np.float32)
     np.testing.assert_allclose(to_host(fastcorr.conv2d(x, w, b, padding=1, backend="cuda")),
                                fastcorr.conv2d(x, w, b, padding=1), **tolerance(np.float32))
 
