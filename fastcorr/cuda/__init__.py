@@ -96,6 +96,8 @@ def _stream(stream):
 def _forward_tiling(plan):
     """The tiled forward kernel's tile for ``plan``: ``(bx, by, rc, ry, rx, tile_in_h,
     tile_in_w, shared bytes, output-channel blocks)``."""
+    from ._forward import forward_shared_bytes
+
     c_out, c_in_g, kh, kw = plan.weight_shape
     (sh, sw), (dh, dw) = plan.stride, plan.dilation
     c_out_g = c_out // plan.groups
@@ -103,7 +105,7 @@ def _forward_tiling(plan):
     bx, by, rc, ry, rx = _tile(plan, (min(outputs[0], c_out_g),) + tuple(outputs[1:]))
     tile_in_h = (by * ry - 1) * sh + (kh - 1) * dh + 1
     tile_in_w = (bx * rx - 1) * sw + (kw - 1) * dw + 1
-    shared = (tile_in_h * tile_in_w + rc * kh * kw) * plan.dtype.itemsize
+    shared = forward_shared_bytes(plan.dtype, tile_in_h, tile_in_w, rc, kh, kw)
     co_blocks = plan.groups * ((c_out_g + rc - 1) // rc)
     return bx, by, rc, ry, rx, tile_in_h, tile_in_w, shared, co_blocks
 

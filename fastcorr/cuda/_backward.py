@@ -25,6 +25,7 @@ import numpy as np
 from numba import cuda
 
 from ._device import source_index
+from ._forward import advance, i32, i64, retreat, u32
 
 uintp = numba.uintp
 
@@ -37,6 +38,9 @@ def grad_padded_kernel(dtype, bx, by, rc, ry, rx):
     Launch with grid ``(tiles_h * tiles_w, groups * ceil(C_in_g / rc), N)``, block
     ``(bx, by)`` and dynamic shared memory ``g_h * g_w + rc * kH * kW`` items, where
     ``g_h = (by * ry - 1 + (kH - 1) * dh) // sh + 2`` (likewise ``g_w``).
+
+    Its offsets in the tile are 32-bit and its loops division-free, as in the tiled forward
+    kernel (see :mod:`fastcorr.cuda._forward`).
     """
     item = numba.from_dtype(np.dtype(dtype))
     tile_h, tile_w = by * ry, bx * rx
@@ -49,29 +53,62 @@ def grad_padded_kernel(dtype, bx, by, rc, ry, rx):
         out_h, out_w = grad_out.shape[2], grad_out.shape[3]
         c_out_g = c_out // groups
         ci_blocks = (c_in_g + rc - 1) // rc
-        tx = cuda.threadIdx.x
-        ty = cuda.threadIdx.y
-        tid = ty * bx + tx
-        y0 = (cuda.blockIdx.x // tiles_w) * tile_h
-        x0 = (cuda.blockIdx.x % tiles_w) * tile_w
-        g = cuda.blockIdx.y // ci_blocks
-        ci0 = (cuda.blockIdx.y % ci_blocks) * rc
+        n_threads = i32(threads)
+        tx = i32(cuda.threadIdx.x)
+        ty = i32(cuda.threadIdx.y)
+        tid = i32(ty * bx + tx)
+        tile_row = i64(u32(cuda.blockIdx.x) // u32(tiles_w))
+        y0 = tile_row * tile_h
+        x0 = (cuda.blockIdx.x - tile_row * tiles_w) * tile_w
+        g = i64(u32(cuda.blockIdx.y) // u32(ci_blocks))
+        ci0 = (cuda.blockIdx.y - g * ci_blocks) * rc
         n = cuda.blockIdx.z
-        n_taps = kh * kw
-        # the output rows/columns that can reach this tile start here (floor division)
+        kh32, kw32 = i32(kh), i32(kw)
+        n_taps = i32(kh * kw)
+        g_rows, g_cols = i32(g_h), i32(g_w)
+        n_g = i32(g_rows * g_cols)
+        # the output rows/columns that can reach this tile start here (floor division); the
+        # tile's rows [row_lo, row_hi) and columns [col_lo, col_hi) lie inside grad_out
         ia = (y0 + r_off - (kh - 1) * dh) // sh
         ja = (x0 + c_off - (kw - 1) * dw) // sw
-        n_g = g_h * g_w
-        # The padded position's distance from the first output row (column) that reaches the
-        # tile, in units of rows: never negative (``ia`` is its floor), so the divisibility
-        # tests and divisions below are unsigned (no floor-division sign fixups, no
-        # negative-index wraparound).
-        ui0 = uintp(y0 + ty + r_off - ia * sh)
-        uj0 = uintp(x0 + tx + c_off - ja * sw)
-        ush, usw, ug_w, taps_u = uintp(sh), uintp(sw), uintp(g_w), uintp(n_taps)
+        row_lo, row_hi = i32(min(max(-ia, 0), g_h)), i32(min(max(out_h - ia, 0), g_h))
+        col_lo, col_hi = i32(min(max(-ja, 0), g_w)), i32(min(max(out_w - ja, 0), g_w))
+        # A padded position's distance from the first output row (column) that reaches the
+        # tile (never negative: ``ia`` is its floor), as a quotient and a remainder by the
+        # stride: the output row of tap p reaches it when the remainder of the distance less
+        # p * dh is 0, and lies at row ``quotient`` of the staged tile. Quotient and remainder
+        # fit in 32 bits (a tile's extent, a stride), though the distance need not. They are
+        # divided once, for the thread's first row (column), then stepped: by (by_q, by_r)
+        # to its next row, back by (dh_q, dh_r) to the next tap row (columns likewise).
+        sh32, sw32 = i32(sh), i32(sw)
+        dist = y0 + ty + r_off - ia * sh
+        quotient = dist // sh
+        first_uq, first_ur = i32(quotient), i32(dist - quotient * sh)
+        dist = x0 + tx + c_off - ja * sw
+        quotient = dist // sw
+        first_vq, first_vr = i32(quotient), i32(dist - quotient * sw)
+        dh_q = i32(u32(dh) // u32(sh))
+        dh_r = i32(dh - dh_q * sh32)
+        dw_q = i32(u32(dw) // u32(sw))
+        dw_r = i32(dw - dw_q * sw32)
+        by_q = i32(u32(by) // u32(sh))
+        by_r = i32(by - by_q * sh32)
+        bx_q = i32(u32(bx) // u32(sw))
+        bx_r = i32(bx - bx_q * sw32)
+        # each thread's first staged element and the step between them (see _forward)
+        first_row = i32(u32(tid) // u32(g_cols))
+        first_col = i32(tid - first_row * g_cols)
+        step_rows = i32(u32(n_threads) // u32(g_cols))
+        step_cols = i32(n_threads - step_rows * g_cols)
+        first_a = i32(u32(tid) // u32(n_taps))
+        first_t = i32(tid - first_a * n_taps)
+        first_p = i32(u32(first_t) // u32(kw32))
+        first_q = i32(first_t - first_p * kw32)
+        step_a = i32(u32(n_threads) // u32(n_taps))
+        step_t = i32(n_threads - step_a * n_taps)
+        step_p = i32(u32(step_t) // u32(kw32))
+        step_q = i32(step_t - step_p * kw32)
         smem = cuda.shared.array(0, item)
-        gs = smem[:n_g]
-        ws = smem[n_g:n_g + rc * n_taps]
         acc = cuda.local.array((rc, ry, rx), item)
         for a in range(rc):
             for r in range(ry):
@@ -79,35 +116,51 @@ def grad_padded_kernel(dtype, bx, by, rc, ry, rx):
                     acc[a, r, s] = 0
         for co in range(g * c_out_g, (g + 1) * c_out_g):
             cuda.syncthreads()
-            for idx in range(tid, n_g, threads):
-                r = idx // g_w
-                i = ia + r
-                j = ja + idx - r * g_w
-                if 0 <= i < out_h and 0 <= j < out_w:
-                    gs[idx] = grad_out[n, co, i, j]
+            idx = tid
+            row = first_row
+            col = first_col
+            while row < g_rows:
+                if row_lo <= row < row_hi and col_lo <= col < col_hi:
+                    smem[u32(idx)] = grad_out[n, co, uintp(ia + row), uintp(ja + col)]
                 else:
-                    gs[idx] = 0
-            for idx in range(tid, rc * n_taps, threads):
-                a = idx // n_taps
-                t = idx - a * n_taps
+                    smem[u32(idx)] = 0
+                idx = i32(idx + n_threads)
+                row, col = advance(row, col, step_rows, step_cols, g_cols)
+            idx = i32(n_g + tid)
+            a = first_a
+            p = first_p
+            q = first_q
+            while a < rc:
                 if ci0 + a < c_in_g:
-                    ws[idx] = weight[co, ci0 + a, t // kw, t % kw]
+                    smem[u32(idx)] = weight[uintp(co), uintp(ci0 + a), uintp(p), uintp(q)]
                 else:
-                    ws[idx] = 0
+                    smem[u32(idx)] = 0
+                idx = i32(idx + n_threads)
+                p, q = advance(p, q, step_p, step_q, kw32)
+                a, p = advance(a, p, step_a, 0, kh32)
             cuda.syncthreads()
-            for p in range(kh):
-                for q in range(kw):
-                    tap = uintp(p * kw + q)
+            uq, ur = first_uq, first_ur
+            tap = n_g  # where the weights of tap (p, q) of the first channel lie
+            for p in range(kh32):
+                vq, vr = first_vq, first_vr
+                for q in range(kw32):
+                    rq, rr = uq, ur
                     for r in range(ry):
-                        ui = ui0 + uintp(r * by) - uintp(p * dh)
-                        if ui % ush == 0:
-                            gr = (ui // ush) * ug_w
+                        if rr == 0:
+                            g_row = i32(rq * g_cols)
+                            sq, sr = vq, vr
                             for s in range(rx):
-                                uj = uj0 + uintp(s * bx) - uintp(q * dw)
-                                if uj % usw == 0:
-                                    gv = gs[gr + uj // usw]
+                                if sr == 0:
+                                    gv = smem[u32(g_row + sq)]
                                     for a in range(rc):
-                                        acc[a, r, s] += gv * ws[uintp(a) * taps_u + tap]
+                                        acc[a, r, s] += gv * smem[u32(tap + a * n_taps)]
+                                if s + 1 < rx:
+                                    sq, sr = advance(sq, sr, bx_q, bx_r, sw32)
+                        if r + 1 < ry:
+                            rq, rr = advance(rq, rr, by_q, by_r, sh32)
+                    tap = i32(tap + 1)
+                    vq, vr = retreat(vq, vr, dw_q, dw_r, sw32)
+                uq, ur = retreat(uq, ur, dh_q, dh_r, sh32)
         for a in range(rc):
             ci = ci0 + a
             if ci < c_in_g:
