@@ -26,6 +26,7 @@ from numba import cuda
 from .. import _validate as v
 from .. import config
 from .._select import Implementation, Table, first_supported, unsupported
+from . import _caller
 from ._arrays import Call, DeviceView, check_out, launch_1d, read
 from ._workspace import scratch
 
@@ -87,7 +88,7 @@ def _launch_batched(n_batch, launch):
 
 
 def _stream(stream):
-    return cuda.default_stream() if stream is None else stream
+    return _caller.default_stream() if stream is None else stream
 
 
 # --------------------------------------------------------------------------- forward
