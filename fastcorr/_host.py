@@ -6,7 +6,8 @@ provides the same names, so that the public functions never ask which backend th
 - ``NAME`` and ``TABLES`` (operation -> :class:`fastcorr._select.Table`);
 - ``read(a, name)``: an operand as the backend reads it (host backends: a NumPy array);
 - ``check_out(out, shape, dtype, inputs)``: the caller's ``out=``, checked;
-- ``Call(stream, operands)``: one call's operands, results and stream, with ``prepare``,
+- ``Call(stream, operands)``: one call's operands (as ``read`` returned them, the caller's
+  checked ``out=`` last where there is one), results and stream, with ``prepare``,
   ``output``, ``new``, ``finish`` and ``operands`` (below); a context manager, entered for
   the whole call (the CUDA backend makes the operands' device current and picks the stream
   there);

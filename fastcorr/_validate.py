@@ -103,8 +103,9 @@ TORCH_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int6
 
 def check_torch_tensor(t, name):
     """Raise TypeError naming ``name`` for a torch tensor fastcorr cannot read: one that
-    requires grad (reading it raises RuntimeError in torch) or of a dtype NumPy and the CUDA
-    array interface have no code for (bfloat16 raises KeyError there)."""
+    requires grad (reading it raises RuntimeError in torch) or of a dtype NumPy has no numbers
+    for (bfloat16: torch refuses ``numpy()``, and its CUDA interface gives raw two-byte
+    records)."""
     if getattr(t, "requires_grad", False):
         raise TypeError(f"{name}: the torch tensor requires grad; fastcorr records no autograd "
                         f"graph, so pass {name}.detach()")

@@ -283,7 +283,7 @@ def _run_chunked(backend, plan, x, weight, bias, out, chunk, streams, progress, 
     per_chunk = _chunk_items(plan, chunk)
     update, close = _progress(progress, plan.input_shape[0])
     try:
-        with backend.Call(stream, (x, weight, bias)) as call:
+        with backend.Call(stream, (x, weight, bias, out)) as call:
             return backend.stream_forward(call, plan, x, weight, bias, out, per_chunk, streams,
                                           update, method)
     finally:

@@ -27,7 +27,7 @@ def run_forward(backend, plan, x, weight, bias, out, stream=None, method="auto")
     ``x`` and ``weight`` are NCHW-shaped operands as ``backend.read`` returned them; ``out`` is
     the caller's checked array (any shape with ``plan.out_shape``'s size) or None.
     """
-    with backend.Call(stream, (x, weight, bias)) as call:
+    with backend.Call(stream, (x, weight, bias, out)) as call:
         result = call.output(out, plan.out_shape, plan.dtype)
         if result.size:
             x, weight, bias = (call.prepare(a, plan.dtype) for a in (x, weight, bias))

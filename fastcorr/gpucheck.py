@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 #: seconds per step (the whole run stays within about 8 minutes)
-LIMITS = {"workload": 90, "semantics": 60, "memcheck": 60, "racecheck": 60, "tests": 150,
+LIMITS = {"workload": 90, "memcheck": 60, "racecheck": 60, "tests": 150,
           "tests at production tunables": 90, "benchmark": 150}
 
 
@@ -163,19 +163,43 @@ def run_semantics():
     if torch is not None and torch.cuda.is_available():
         tx, tw = torch.from_numpy(x).cuda(), torch.from_numpy(w).cuda()
 
+        def late(value):
+            """``value`` written on torch's current stream behind a tenth of a second of
+            sleep (NaN until then): a kernel that does not wait for that stream reads NaN."""
+            fresh = torch.full_like(value, float("nan"))
+            torch.cuda._sleep(200_000_000)
+            return fresh.copy_(value)
+
         def on_torchs_side_stream():
             side = torch.cuda.Stream()
             with torch.cuda.stream(side):
-                fresh = tx * 1.0  # queued on the side stream just before the call
-                doubled = fastcorr.conv2d(fresh, tw, padding=1) * 2.0  # queued after it
+                doubled = fastcorr.conv2d(late(tx), tw, padding=1) * 2.0
+                pending = not side.query()  # the host did not wait for the sleep
             side.synchronize()
+            assert pending, "the call blocked the host until the side stream finished"
             return close(doubled.cpu().numpy(), 2.0)
 
         def on_an_explicit_stream():
-            other = torch.cuda.Stream()
-            got = fastcorr.conv2d(tx * 1.0, tw, padding=1, stream=other) + 0.0
-            torch.cuda.current_stream().synchronize()  # not `other`: the result was handed over
+            side, other = torch.cuda.Stream(), torch.cuda.Stream()
+            with torch.cuda.stream(side):
+                got = fastcorr.conv2d(late(tx), tw, padding=1, stream=other) + 0.0
+                pending = not other.query()  # `other` waits for the side stream's sleep
+            torch.cuda.synchronize()
+            assert pending, "the call blocked the host"
             return close(got.cpu().numpy())
+
+        def on_the_default_stream():
+            side = torch.cuda.Stream()
+            with torch.cuda.stream(side):
+                got = fastcorr.conv2d(late(tx), tw, padding=1, stream=0) + 0.0
+            torch.cuda.synchronize()
+            return close(got.cpu().numpy())
+
+        def streaming_after_a_torch_weight():
+            side = torch.cuda.Stream()
+            with torch.cuda.stream(side):
+                got = batch.conv2d_stream(x, late(tw), padding=1, chunk=3, streams=2)
+            return close(got)
 
         def on_a_second_device():
             if torch.cuda.device_count() < 2:
@@ -190,6 +214,9 @@ def run_semantics():
 
         check("torch: torch's current (side) stream", on_torchs_side_stream)
         check("torch: explicit stream=", on_an_explicit_stream)
+        check("torch: stream=0 inside a side stream", on_the_default_stream)
+        check("torch: streaming after a weight from a side stream",
+              streaming_after_a_torch_weight)
         check("torch: a parameter that requires grad", lambda: refused(
             lambda: fastcorr.conv2d(tx, torch.nn.Parameter(tw.clone())), "detach"))
         check("torch: bfloat16", lambda: refused(
@@ -204,9 +231,15 @@ def run_semantics():
     if cupy is not None:
         def on_cupys_stream():
             with cupy.cuda.Stream(non_blocking=True) as side:
-                fresh = cupy.asarray(x) * 1.0
+                fresh = cupy.full(x.shape, cupy.nan, cupy.float32)
+                busy = cupy.ones((4096, 4096), cupy.float32)
+                for _ in range(30):  # tens of milliseconds of work before the input is written
+                    busy = busy @ busy / 4096
+                fresh[...] = cupy.asarray(x)
                 doubled = fastcorr.conv2d(fresh, cupy.asarray(w), padding=1) * 2.0
+                pending = not side.done
             side.synchronize()
+            assert pending, "the call blocked the host until CuPy's stream finished"
             return close(cupy.asnumpy(doubled), 2.0)
 
         check("CuPy: CuPy's current stream", on_cupys_stream)
@@ -216,17 +249,23 @@ def run_semantics():
     def version_3_interface():
         from numba import cuda
 
-        got = fastcorr.conv2d(cuda.to_device(x), cuda.to_device(w), padding=1)
-        iface = got.__cuda_array_interface__
-        assert iface["version"] >= 3 and iface["stream"] not in (0,), iface
-        return close(got.copy_to_host()) + f"; stream {iface['stream']}"
+        produced_on = cuda.stream()
+        dx, dw = cuda.to_device(x, stream=produced_on), cuda.to_device(w, stream=produced_on)
+        got = fastcorr.conv2d(dx, dw, padding=1)  # on the stream dx's interface names
+        image = fastcorr.correlate2d(cuda.to_device(x[0, 0], stream=produced_on),
+                                     cuda.to_device(w[0, 0], stream=produced_on), "same")
+        streams = [a.__cuda_array_interface__["stream"] for a in (got, image)]
+        assert streams == [int(produced_on)] * 2, (streams, int(produced_on))
+        return close(got.copy_to_host()) + f"; stream {streams[0]}"
 
     def streaming_twice():
         from fastcorr.cuda import _workspace
 
-        for _ in range(2):
-            got = batch.conv2d_stream(x, w, padding=1, backend="cuda", chunk=3, streams=2)
-        return close(got) + f"; {_workspace.held_pinned_bytes()} pinned bytes kept"
+        got = batch.conv2d_stream(x, w, padding=1, backend="cuda", chunk=3, streams=2)
+        pinned = _workspace.held_pinned_bytes()
+        got = batch.conv2d_stream(x, w, padding=1, backend="cuda", chunk=3, streams=2)
+        assert pinned > 0 and _workspace.held_pinned_bytes() == pinned, pinned
+        return close(got) + f"; {pinned} pinned bytes kept"
 
     check("Numba: a version-3 interface", version_3_interface)
     check("streaming: host data twice", streaming_twice)

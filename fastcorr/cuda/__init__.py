@@ -376,7 +376,8 @@ def stream_forward(call, plan, x, weight, bias, out, per_chunk, streams, update,
     if gpu_stream.is_host(x):
         if method == "fft":
             raise unsupported(method, NAME, "forward", _fft_why_not(plan))
-        return gpu_stream.run(plan, x, weight, bias, out, per_chunk, streams, update)
+        return gpu_stream.run(plan, x, weight, bias, out, per_chunk, streams, update,
+                              call.stream)
     result = run_forward(sys.modules[__name__], plan, x, weight, bias, out, call.stream, method)
     update(plan.input_shape[0])
     return result

@@ -147,7 +147,11 @@ class DeviceView:
         base = self.base
         if (into is None and not self.flipped and np.dtype(base.dtype) == dtype
                 and base.is_c_contiguous()):
-            return base if tuple(base.shape) == self.shape else base.reshape(self.shape)
+            if tuple(base.shape) == self.shape:
+                return base
+            # a reshaped Numba array forgets its stream, which its interface should name
+            reshaped = base.reshape(self.shape)
+            return reshaped if self.stream is None else reshaped.bind(self.stream)
         stream = self.stream if self.stream is not None else _caller.default_stream()
         if into is not None:
             dst = into
@@ -156,15 +160,17 @@ class DeviceView:
         else:
             dst = cuda.device_array(base.shape, dtype=dtype, stream=stream)
         launch_1d(copy_kernel(base.ndim), dst.size, stream, base, dst, self.flipped)
-        return dst.reshape(self.shape) if tuple(dst.shape) != self.shape else dst
+        if tuple(dst.shape) == self.shape:
+            return dst
+        return dst.reshape(self.shape).bind(stream)
 
     def export(self):
         """The result as the caller expects it: its library's array for torch and CuPy
-        callers (memory that library allocated, handed over to its current stream, which
-        :class:`Call` made wait for the call's on the device), a Numba device array (bound to the call's
+        callers (memory that library allocated; :class:`Call` made the library's current
+        stream wait for the call's), a Numba device array (bound to the call's
         stream, which its interface names), or NumPy (one copy to the host) when every
         operand of the call was on the host."""
-        with _caller.on_device(self.device):
+        with _caller.device_context(self.device):
             if self.like is None:
                 host = self.materialize(self.dtype).copy_to_host(stream=self.stream)
                 self.stream.synchronize()
@@ -212,7 +218,9 @@ class Call:
     """
 
     def __init__(self, stream, operands):
-        self._views = [op for op in operands if isinstance(op, DeviceView)]
+        # a device out= (the caller's object) counts for the device and the stream as well
+        self._views = [op if isinstance(op, DeviceView) else read(op, "out") for op in operands
+                       if isinstance(op, DeviceView) or (op is not None and on_device(op))]
         self.like = self._views[0].like if self._views else None
         self.device = _caller.common_device(self._views)
         self._given = stream
@@ -221,7 +229,7 @@ class Call:
         self._device_context = None
 
     def __enter__(self):
-        self._device_context = _caller.on_device(self.device)
+        self._device_context = _caller.device_context(self.device)
         self._device_context.__enter__()
         try:
             if self._given is None:
@@ -237,14 +245,19 @@ class Call:
         return self
 
     def __exit__(self, *exc):
+        # also after an error: kernels queued before it may still read the operands and write
+        # memory their libraries allocated
         try:
+            _caller.protect(self._views, self.stream)
+            # every library involved (the operands', a device out='s) waits for the call
+            owners = [view.like for view in self._views]
+            owners += [theirs for theirs, _ in self._theirs.values()]
+            by_library = {_caller.library(o): o for o in owners if o is not None}
+            for owner in by_library.values():
+                _caller.hand_over(owner, self.device, self.stream)
+        except Exception:
             if exc[0] is None:
-                _caller.protect(self._views, self.stream)
-                # the results' libraries (the operands', a device out='s) wait for the call
-                owners = [self.like] + [theirs for theirs, _ in self._theirs.values()]
-                by_library = {_caller.library(o): o for o in owners if o is not None}
-                for owner in by_library.values():
-                    _caller.hand_over(owner, self.device, self.stream)
+                raise  # otherwise the call's own error is the one to see
         finally:
             self._device_context.__exit__(*exc)
 

@@ -91,7 +91,7 @@ def common_device(views):
     return devices[0] if devices else None
 
 
-def on_device(device):
+def device_context(device):
     """A context in which ``device`` is the current CUDA device (nothing changes for None)."""
     return contextlib.nullcontext() if device is None else cuda.gpus[device]
 
@@ -111,6 +111,9 @@ def default_stream():
 
 def handle(stream):
     """The integer handle of a Numba stream (0 for the simulator's streams, which have none)."""
+    raw = getattr(stream, "handle", None)
+    if raw is not None:
+        return int(getattr(raw, "value", raw) or 0)  # a binding's handle, or a ctypes one
     try:
         return int(stream)
     except TypeError:
@@ -118,11 +121,10 @@ def handle(stream):
 
 
 def from_handle(value):
-    """A Numba stream for a raw handle; 0 is the default stream."""
+    """A Numba stream for a raw handle from another library (0 there is the legacy default
+    stream: torch's and CuPy's null stream)."""
     value = int(value)
-    if value == 0:
-        return default_stream()
-    if value == LEGACY_STREAM:
+    if value in (0, LEGACY_STREAM):
         return cuda.legacy_default_stream()
     if value == PER_THREAD_STREAM:
         return cuda.per_thread_default_stream()
@@ -180,10 +182,11 @@ def enter(views, stream):
     per stream)."""
     producers = []
     for view in views:
-        if view.producer is not None:
+        current = library_stream(view.like, view.device)
+        if current is not None:  # torch, CuPy (whose interface names the current stream of
+            producers.append(current)  # the current device, not of the array's)
+        elif view.producer is not None:
             producers.append(view.producer)
-        elif library(view.like) == "torch":
-            producers.append(library_stream(view.like, view.device))
     for producer in dict.fromkeys(producers):
         wait(stream, producer)
 
@@ -191,15 +194,20 @@ def enter(views, stream):
 def protect(views, stream):
     """Keep torch's caching allocator from reusing the memory of the torch operands in
     ``views`` before the work queued on ``stream`` is done (``Tensor.record_stream``)."""
-    torch_views = [view for view in views if library(view.like) == "torch"]
+    ours = handle(stream)
+    torch_views = [view for view in views if library(view.like) == "torch"
+                   and not _same(library_stream(view.like, view.device), ours)]
     if not torch_views:
         return
     import torch
 
-    theirs = torch.cuda.ExternalStream(handle(stream), device=torch_views[0].like.device)
+    device = torch_views[0].like.device
+    if ours in (0, LEGACY_STREAM):  # an odd handle is not a valid torch external stream id
+        theirs = torch.cuda.default_stream(device)
+    else:
+        theirs = torch.cuda.ExternalStream(ours, device=device)
     for view in torch_views:
-        if not _same(library_stream(view.like, view.device), handle(stream)):
-            view.like.record_stream(theirs)
+        view.like.record_stream(theirs)
 
 
 def allocate(like, shape, dtype, device):

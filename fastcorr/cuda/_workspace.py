@@ -114,13 +114,13 @@ class Lanes:
 
 
 def lanes():
-    """The :class:`Lanes` of the current device and calling thread (the two most recently
-    used pairs are kept)."""
+    """The :class:`Lanes` of the current device and calling thread (those of the
+    :data:`MAX_STREAMS` most recently used pairs are kept)."""
     key = (_device(), threading.get_ident())
     with _lock:
         kept = _lanes.pop(key, None) or Lanes()
         _lanes[key] = kept
-        while len(_lanes) > 2:
+        while len(_lanes) > MAX_STREAMS:
             _lanes.popitem(last=False)
     return kept
 

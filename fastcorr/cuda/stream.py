@@ -12,7 +12,7 @@ import numpy as np
 from numba import cuda
 
 from ..cpu import _pool
-from . import forward
+from . import _caller, forward
 from ._arrays import DeviceView
 from ._workspace import lanes
 
@@ -34,14 +34,15 @@ def host_copy(dst, src):
     _pool.run(_copy_range, dst.shape[0], dst, src, work=dst.size)
 
 
-def run(plan, x, weight, bias, out, per_chunk, n_streams, update):
+def run(plan, x, weight, bias, out, per_chunk, n_streams, update, after):
     """Compute ``plan`` for the host batch ``x`` (NCHW) chunk by chunk; returns NumPy.
 
     Slot ``k % n_streams`` serves chunk ``k``: the host copies the chunk into the slot's
     pinned input buffer (converting it to ``plan.dtype``), the slot's stream copies it to the
     device, computes, and copies the result into the slot's pinned output buffer. Before a
     slot is reused its stream is synchronised and its previous result moved out, so while one
-    stream computes, another copies. ``weight`` and ``bias`` go to the device once.
+    stream computes, another copies. ``weight`` and ``bias`` go to the device once, after
+    the work queued on ``after`` (the call's stream, which waits for their producers).
     """
     dtype = plan.dtype
     n = plan.input_shape[0]
@@ -55,9 +56,10 @@ def run(plan, x, weight, bias, out, per_chunk, n_streams, update):
             return a.on(first).materialize(dtype, scratch_slot=f"streamed {a.name}")
         return cuda.to_device(np.ascontiguousarray(a, dtype=dtype), stream=first)
 
+    _caller.wait(first, after)
     w_dev = upload(weight)
     b_dev = None if bias is None else upload(bias)
-    first.synchronize()  # the weights are read by every stream
+    first.synchronize()  # the weights are read by every stream (ordered after their producers)
     result = np.empty(plan.out_shape, dtype) if out is None else out.reshape(plan.out_shape)
     in_shape, out_shape = (per_chunk,) + plan.input_shape[1:], (per_chunk,) + plan.out_shape[1:]
     pinned_in = [kept.buffer("pinned in", k, in_shape, dtype) for k in range(slots)]

@@ -81,10 +81,10 @@ def events(monkeypatch):
 
     class Event:
         def record(self, stream=0):
-            log.append(("record", int(stream)))
+            log.append(("record", _caller.handle(stream)))
 
         def wait(self, stream=0):
-            log.append(("wait", int(stream)))
+            log.append(("wait", _caller.handle(stream)))
 
     import torch
 
@@ -94,6 +94,7 @@ def events(monkeypatch):
                         lambda device=None: types.SimpleNamespace(cuda_stream=TORCH_STREAM))
     monkeypatch.setattr(torch.cuda, "ExternalStream",
                         lambda handle, device=None: ("torch stream", handle))
+    monkeypatch.setattr(torch.cuda, "default_stream", lambda device=None: ("torch default",))
     return log
 
 
@@ -130,6 +131,55 @@ def test_an_explicit_stream_waits_for_torch_and_protects_its_memory(rng, events)
 
 
 @stand_ins
+def test_the_default_stream_is_recorded_as_torchs_own(rng, events):
+    """torch takes an odd handle for one of its own streams' ids: the legacy default stream
+    (handle 1) must reach record_stream as torch.cuda.default_stream()."""
+    x, _ = _layer(rng)
+    views = _views(("input", FakeTensor(x)))
+    with _arrays.Call(0, views):
+        pass
+    assert views[0].like.recorded == [("torch default",)]
+
+
+@stand_ins
+def test_an_error_inside_the_call_still_orders_and_protects(rng, events):
+    x, _ = _layer(rng)
+    views = _views(("input", FakeTensor(x)))
+    with pytest.raises(RuntimeError, match="inside"):
+        with _arrays.Call(77, views):
+            raise RuntimeError("inside")
+    assert views[0].like.recorded == [("torch stream", 77)]
+    assert events[-2:] == [("record", 77), ("wait", TORCH_STREAM)]
+
+
+@stand_ins
+def test_a_device_out_chooses_the_stream_of_host_operands(rng, events):
+    x, w = _layer(rng)
+    out = FakeTensor(np.zeros((2, 4, 3, 4), np.float32))
+    operands = (_arrays.read(x, "input"), _arrays.read(w, "weight"), None, out)
+    with _arrays.Call(None, operands) as call:
+        assert call.device == 0 and int(call.stream) == TORCH_STREAM
+
+
+@stand_ins
+def test_numba_results_stay_bound_to_the_calls_stream(rng, events):
+    x, w = _layer(rng)
+    got = fastcorr.correlate2d(produced(x[0, 0], 31), produced(w[0, 0], 31), "same")
+    assert got.shape == (5, 6) and _caller.handle(got.stream) == 31  # reshaped, still bound
+    np.testing.assert_allclose(to_host(got), fastcorr.correlate2d(x[0, 0], w[0, 0], "same"),
+                               **tolerance(np.float32))
+
+
+@stand_ins
+def test_the_streaming_path_waits_for_the_weights_producer(rng, events):
+    x, w = _layer(rng)
+    got = batch.conv2d_stream(x, produced(w, 31), padding=1, chunk=1, streams=2)
+    first = _caller.handle(_workspace.lanes().stream(0))
+    assert events == [("record", 31), ("wait", first)]
+    np.testing.assert_allclose(got, fastcorr.conv2d(x, w, padding=1), **tolerance(np.float32))
+
+
+@stand_ins
 def test_a_cupy_call_runs_on_cupys_current_stream(rng, events, monkeypatch):
     import sys
 
@@ -143,13 +193,22 @@ def test_a_cupy_call_runs_on_cupys_current_stream(rng, events, monkeypatch):
         __module__ = "cupy._core"
         device = types.SimpleNamespace(id=0)
 
+        @property
+        def __cuda_array_interface__(self):  # CuPy names the current device's stream
+            return {"version": 3, "stream": 999, "shape": self.shape,
+                    "typestr": self.dtype.str, "strides": None, "data": (0, False)}
+
     x, _ = _layer(rng)
     with _arrays.Call(None, _views(("input", FakeCupy(x)))) as call:
         assert int(call.stream) == 555
-    current.ptr = 0  # CuPy's null stream: the default stream
-    with _arrays.Call(None, _views(("input", FakeCupy(x)))) as call:
-        assert _caller.handle(call.stream) == _caller.handle(_caller.default_stream())
     assert events == []
+    with _arrays.Call(9, _views(("input", FakeCupy(x)))):
+        pass  # waits for CuPy's current stream on the array's device, not the interface's
+    assert events == [("record", 555), ("wait", 9), ("record", 9), ("wait", 555)]
+    events.clear()
+    current.ptr = 0  # CuPy's null stream: the legacy default stream
+    with _arrays.Call(None, _views(("input", FakeCupy(x)))) as call:
+        assert _caller.handle(call.stream) == _caller.handle(cuda.legacy_default_stream())
 
 
 @stand_ins
