@@ -50,7 +50,7 @@ def correlate_w1(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
                     p0 = 0
-                    if sh == 1 and dh == 1:
+                    if sh == 1 and dh == 1 and kh >= 2:
                         while p0 + 2 <= kh:
                             if p0 == 0:
                                 w0_0 = weight[wb + (p0 + 0) * 1 + 0]
@@ -105,47 +105,32 @@ def correlate_w1(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                                     acc[np.uintp(1056) + t] = s2
                                     acc[np.uintp(1584) + t] = s3
                             p0 += 2
+                    else:  # the first pass takes one row: it starts from the bias in acc
+                        for t in range(width):
+                            acc[np.uintp(0) + t] = b
+                            acc[np.uintp(528) + t] = b
+                            acc[np.uintp(1056) + t] = b
+                            acc[np.uintp(1584) + t] = b
                     while p0 < kh:
-                        if p0 == 0:
-                            w0_0 = weight[wb + (p0 + 0) * 1 + 0]
-                            d0 = np.uintp(0 * dw)
-                            a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                            a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                            a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                            a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                            for t in range(width):
-                                s0 = b
-                                s1 = b
-                                s2 = b
-                                s3 = b
-                                s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                acc[np.uintp(0) + t] = s0
-                                acc[np.uintp(528) + t] = s1
-                                acc[np.uintp(1056) + t] = s2
-                                acc[np.uintp(1584) + t] = s3
-                        else:
-                            w0_0 = weight[wb + (p0 + 0) * 1 + 0]
-                            d0 = np.uintp(0 * dw)
-                            a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                            a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                            a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                            a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                            for t in range(width):
-                                s0 = acc[np.uintp(0) + t]
-                                s1 = acc[np.uintp(528) + t]
-                                s2 = acc[np.uintp(1056) + t]
-                                s3 = acc[np.uintp(1584) + t]
-                                s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                acc[np.uintp(0) + t] = s0
-                                acc[np.uintp(528) + t] = s1
-                                acc[np.uintp(1056) + t] = s2
-                                acc[np.uintp(1584) + t] = s3
+                        w0_0 = weight[wb + (p0 + 0) * 1 + 0]
+                        d0 = np.uintp(0 * dw)
+                        a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
+                        a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
+                        a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
+                        a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
+                        for t in range(width):
+                            s0 = acc[np.uintp(0) + t]
+                            s1 = acc[np.uintp(528) + t]
+                            s2 = acc[np.uintp(1056) + t]
+                            s3 = acc[np.uintp(1584) + t]
+                            s0 = s0 + w0_0 * buf[a0 + d0 + t]
+                            s1 = s1 + w0_0 * buf[a1 + d0 + t]
+                            s2 = s2 + w0_0 * buf[a2 + d0 + t]
+                            s3 = s3 + w0_0 * buf[a3 + d0 + t]
+                            acc[np.uintp(0) + t] = s0
+                            acc[np.uintp(528) + t] = s1
+                            acc[np.uintp(1056) + t] = s2
+                            acc[np.uintp(1584) + t] = s3
                         p0 += 1
                     for t in range(width):
                         out[o0 + t] = acc[np.uintp(0) + t]
@@ -191,7 +176,7 @@ def correlate_w2(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
                     p0 = 0
-                    if sh == 1 and dh == 1:
+                    if sh == 1 and dh == 1 and kh >= 2:
                         while p0 + 2 <= kh:
                             if p0 == 0:
                                 w0_0 = weight[wb + (p0 + 0) * 2 + 0]
@@ -268,59 +253,38 @@ def correlate_w2(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                                     acc[np.uintp(1056) + t] = s2
                                     acc[np.uintp(1584) + t] = s3
                             p0 += 2
+                    else:  # the first pass takes one row: it starts from the bias in acc
+                        for t in range(width):
+                            acc[np.uintp(0) + t] = b
+                            acc[np.uintp(528) + t] = b
+                            acc[np.uintp(1056) + t] = b
+                            acc[np.uintp(1584) + t] = b
                     while p0 < kh:
-                        if p0 == 0:
-                            w0_0 = weight[wb + (p0 + 0) * 2 + 0]
-                            w0_1 = weight[wb + (p0 + 0) * 2 + 1]
-                            d0 = np.uintp(0 * dw)
-                            d1 = np.uintp(1 * dw)
-                            a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                            a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                            a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                            a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                            for t in range(width):
-                                s0 = b
-                                s1 = b
-                                s2 = b
-                                s3 = b
-                                s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                acc[np.uintp(0) + t] = s0
-                                acc[np.uintp(528) + t] = s1
-                                acc[np.uintp(1056) + t] = s2
-                                acc[np.uintp(1584) + t] = s3
-                        else:
-                            w0_0 = weight[wb + (p0 + 0) * 2 + 0]
-                            w0_1 = weight[wb + (p0 + 0) * 2 + 1]
-                            d0 = np.uintp(0 * dw)
-                            d1 = np.uintp(1 * dw)
-                            a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                            a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                            a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                            a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                            for t in range(width):
-                                s0 = acc[np.uintp(0) + t]
-                                s1 = acc[np.uintp(528) + t]
-                                s2 = acc[np.uintp(1056) + t]
-                                s3 = acc[np.uintp(1584) + t]
-                                s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                acc[np.uintp(0) + t] = s0
-                                acc[np.uintp(528) + t] = s1
-                                acc[np.uintp(1056) + t] = s2
-                                acc[np.uintp(1584) + t] = s3
+                        w0_0 = weight[wb + (p0 + 0) * 2 + 0]
+                        w0_1 = weight[wb + (p0 + 0) * 2 + 1]
+                        d0 = np.uintp(0 * dw)
+                        d1 = np.uintp(1 * dw)
+                        a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
+                        a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
+                        a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
+                        a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
+                        for t in range(width):
+                            s0 = acc[np.uintp(0) + t]
+                            s1 = acc[np.uintp(528) + t]
+                            s2 = acc[np.uintp(1056) + t]
+                            s3 = acc[np.uintp(1584) + t]
+                            s0 = s0 + w0_0 * buf[a0 + d0 + t]
+                            s1 = s1 + w0_0 * buf[a1 + d0 + t]
+                            s2 = s2 + w0_0 * buf[a2 + d0 + t]
+                            s3 = s3 + w0_0 * buf[a3 + d0 + t]
+                            s0 = s0 + w0_1 * buf[a0 + d1 + t]
+                            s1 = s1 + w0_1 * buf[a1 + d1 + t]
+                            s2 = s2 + w0_1 * buf[a2 + d1 + t]
+                            s3 = s3 + w0_1 * buf[a3 + d1 + t]
+                            acc[np.uintp(0) + t] = s0
+                            acc[np.uintp(528) + t] = s1
+                            acc[np.uintp(1056) + t] = s2
+                            acc[np.uintp(1584) + t] = s3
                         p0 += 1
                     for t in range(width):
                         out[o0 + t] = acc[np.uintp(0) + t]
@@ -366,7 +330,7 @@ def correlate_w3(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
                     p0 = 0
-                    if sh == 1 and dh == 1:
+                    if sh == 1 and dh == 1 and kh >= 2:
                         while p0 + 2 <= kh:
                             if p0 == 0:
                                 w0_0 = weight[wb + (p0 + 0) * 3 + 0]
@@ -465,71 +429,44 @@ def correlate_w3(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                                     acc[np.uintp(1056) + t] = s2
                                     acc[np.uintp(1584) + t] = s3
                             p0 += 2
+                    else:  # the first pass takes one row: it starts from the bias in acc
+                        for t in range(width):
+                            acc[np.uintp(0) + t] = b
+                            acc[np.uintp(528) + t] = b
+                            acc[np.uintp(1056) + t] = b
+                            acc[np.uintp(1584) + t] = b
                     while p0 < kh:
-                        if p0 == 0:
-                            w0_0 = weight[wb + (p0 + 0) * 3 + 0]
-                            w0_1 = weight[wb + (p0 + 0) * 3 + 1]
-                            w0_2 = weight[wb + (p0 + 0) * 3 + 2]
-                            d0 = np.uintp(0 * dw)
-                            d1 = np.uintp(1 * dw)
-                            d2 = np.uintp(2 * dw)
-                            a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                            a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                            a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                            a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                            for t in range(width):
-                                s0 = b
-                                s1 = b
-                                s2 = b
-                                s3 = b
-                                s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                s0 = s0 + w0_2 * buf[a0 + d2 + t]
-                                s1 = s1 + w0_2 * buf[a1 + d2 + t]
-                                s2 = s2 + w0_2 * buf[a2 + d2 + t]
-                                s3 = s3 + w0_2 * buf[a3 + d2 + t]
-                                acc[np.uintp(0) + t] = s0
-                                acc[np.uintp(528) + t] = s1
-                                acc[np.uintp(1056) + t] = s2
-                                acc[np.uintp(1584) + t] = s3
-                        else:
-                            w0_0 = weight[wb + (p0 + 0) * 3 + 0]
-                            w0_1 = weight[wb + (p0 + 0) * 3 + 1]
-                            w0_2 = weight[wb + (p0 + 0) * 3 + 2]
-                            d0 = np.uintp(0 * dw)
-                            d1 = np.uintp(1 * dw)
-                            d2 = np.uintp(2 * dw)
-                            a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                            a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                            a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                            a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                            for t in range(width):
-                                s0 = acc[np.uintp(0) + t]
-                                s1 = acc[np.uintp(528) + t]
-                                s2 = acc[np.uintp(1056) + t]
-                                s3 = acc[np.uintp(1584) + t]
-                                s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                s0 = s0 + w0_2 * buf[a0 + d2 + t]
-                                s1 = s1 + w0_2 * buf[a1 + d2 + t]
-                                s2 = s2 + w0_2 * buf[a2 + d2 + t]
-                                s3 = s3 + w0_2 * buf[a3 + d2 + t]
-                                acc[np.uintp(0) + t] = s0
-                                acc[np.uintp(528) + t] = s1
-                                acc[np.uintp(1056) + t] = s2
-                                acc[np.uintp(1584) + t] = s3
+                        w0_0 = weight[wb + (p0 + 0) * 3 + 0]
+                        w0_1 = weight[wb + (p0 + 0) * 3 + 1]
+                        w0_2 = weight[wb + (p0 + 0) * 3 + 2]
+                        d0 = np.uintp(0 * dw)
+                        d1 = np.uintp(1 * dw)
+                        d2 = np.uintp(2 * dw)
+                        a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
+                        a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
+                        a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
+                        a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
+                        for t in range(width):
+                            s0 = acc[np.uintp(0) + t]
+                            s1 = acc[np.uintp(528) + t]
+                            s2 = acc[np.uintp(1056) + t]
+                            s3 = acc[np.uintp(1584) + t]
+                            s0 = s0 + w0_0 * buf[a0 + d0 + t]
+                            s1 = s1 + w0_0 * buf[a1 + d0 + t]
+                            s2 = s2 + w0_0 * buf[a2 + d0 + t]
+                            s3 = s3 + w0_0 * buf[a3 + d0 + t]
+                            s0 = s0 + w0_1 * buf[a0 + d1 + t]
+                            s1 = s1 + w0_1 * buf[a1 + d1 + t]
+                            s2 = s2 + w0_1 * buf[a2 + d1 + t]
+                            s3 = s3 + w0_1 * buf[a3 + d1 + t]
+                            s0 = s0 + w0_2 * buf[a0 + d2 + t]
+                            s1 = s1 + w0_2 * buf[a1 + d2 + t]
+                            s2 = s2 + w0_2 * buf[a2 + d2 + t]
+                            s3 = s3 + w0_2 * buf[a3 + d2 + t]
+                            acc[np.uintp(0) + t] = s0
+                            acc[np.uintp(528) + t] = s1
+                            acc[np.uintp(1056) + t] = s2
+                            acc[np.uintp(1584) + t] = s3
                         p0 += 1
                     for t in range(width):
                         out[o0 + t] = acc[np.uintp(0) + t]
@@ -575,7 +512,7 @@ def correlate_w4(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
                     p0 = 0
-                    if sh == 1 and dh == 1:
+                    if sh == 1 and dh == 1 and kh >= 2:
                         while p0 + 2 <= kh:
                             if p0 == 0:
                                 w0_0 = weight[wb + (p0 + 0) * 4 + 0]
@@ -696,83 +633,50 @@ def correlate_w4(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                                     acc[np.uintp(1056) + t] = s2
                                     acc[np.uintp(1584) + t] = s3
                             p0 += 2
+                    else:  # the first pass takes one row: it starts from the bias in acc
+                        for t in range(width):
+                            acc[np.uintp(0) + t] = b
+                            acc[np.uintp(528) + t] = b
+                            acc[np.uintp(1056) + t] = b
+                            acc[np.uintp(1584) + t] = b
                     while p0 < kh:
-                        if p0 == 0:
-                            w0_0 = weight[wb + (p0 + 0) * 4 + 0]
-                            w0_1 = weight[wb + (p0 + 0) * 4 + 1]
-                            w0_2 = weight[wb + (p0 + 0) * 4 + 2]
-                            w0_3 = weight[wb + (p0 + 0) * 4 + 3]
-                            d0 = np.uintp(0 * dw)
-                            d1 = np.uintp(1 * dw)
-                            d2 = np.uintp(2 * dw)
-                            d3 = np.uintp(3 * dw)
-                            a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                            a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                            a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                            a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                            for t in range(width):
-                                s0 = b
-                                s1 = b
-                                s2 = b
-                                s3 = b
-                                s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                s0 = s0 + w0_2 * buf[a0 + d2 + t]
-                                s1 = s1 + w0_2 * buf[a1 + d2 + t]
-                                s2 = s2 + w0_2 * buf[a2 + d2 + t]
-                                s3 = s3 + w0_2 * buf[a3 + d2 + t]
-                                s0 = s0 + w0_3 * buf[a0 + d3 + t]
-                                s1 = s1 + w0_3 * buf[a1 + d3 + t]
-                                s2 = s2 + w0_3 * buf[a2 + d3 + t]
-                                s3 = s3 + w0_3 * buf[a3 + d3 + t]
-                                acc[np.uintp(0) + t] = s0
-                                acc[np.uintp(528) + t] = s1
-                                acc[np.uintp(1056) + t] = s2
-                                acc[np.uintp(1584) + t] = s3
-                        else:
-                            w0_0 = weight[wb + (p0 + 0) * 4 + 0]
-                            w0_1 = weight[wb + (p0 + 0) * 4 + 1]
-                            w0_2 = weight[wb + (p0 + 0) * 4 + 2]
-                            w0_3 = weight[wb + (p0 + 0) * 4 + 3]
-                            d0 = np.uintp(0 * dw)
-                            d1 = np.uintp(1 * dw)
-                            d2 = np.uintp(2 * dw)
-                            d3 = np.uintp(3 * dw)
-                            a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                            a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                            a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                            a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                            for t in range(width):
-                                s0 = acc[np.uintp(0) + t]
-                                s1 = acc[np.uintp(528) + t]
-                                s2 = acc[np.uintp(1056) + t]
-                                s3 = acc[np.uintp(1584) + t]
-                                s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                s0 = s0 + w0_2 * buf[a0 + d2 + t]
-                                s1 = s1 + w0_2 * buf[a1 + d2 + t]
-                                s2 = s2 + w0_2 * buf[a2 + d2 + t]
-                                s3 = s3 + w0_2 * buf[a3 + d2 + t]
-                                s0 = s0 + w0_3 * buf[a0 + d3 + t]
-                                s1 = s1 + w0_3 * buf[a1 + d3 + t]
-                                s2 = s2 + w0_3 * buf[a2 + d3 + t]
-                                s3 = s3 + w0_3 * buf[a3 + d3 + t]
-                                acc[np.uintp(0) + t] = s0
-                                acc[np.uintp(528) + t] = s1
-                                acc[np.uintp(1056) + t] = s2
-                                acc[np.uintp(1584) + t] = s3
+                        w0_0 = weight[wb + (p0 + 0) * 4 + 0]
+                        w0_1 = weight[wb + (p0 + 0) * 4 + 1]
+                        w0_2 = weight[wb + (p0 + 0) * 4 + 2]
+                        w0_3 = weight[wb + (p0 + 0) * 4 + 3]
+                        d0 = np.uintp(0 * dw)
+                        d1 = np.uintp(1 * dw)
+                        d2 = np.uintp(2 * dw)
+                        d3 = np.uintp(3 * dw)
+                        a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
+                        a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
+                        a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
+                        a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
+                        for t in range(width):
+                            s0 = acc[np.uintp(0) + t]
+                            s1 = acc[np.uintp(528) + t]
+                            s2 = acc[np.uintp(1056) + t]
+                            s3 = acc[np.uintp(1584) + t]
+                            s0 = s0 + w0_0 * buf[a0 + d0 + t]
+                            s1 = s1 + w0_0 * buf[a1 + d0 + t]
+                            s2 = s2 + w0_0 * buf[a2 + d0 + t]
+                            s3 = s3 + w0_0 * buf[a3 + d0 + t]
+                            s0 = s0 + w0_1 * buf[a0 + d1 + t]
+                            s1 = s1 + w0_1 * buf[a1 + d1 + t]
+                            s2 = s2 + w0_1 * buf[a2 + d1 + t]
+                            s3 = s3 + w0_1 * buf[a3 + d1 + t]
+                            s0 = s0 + w0_2 * buf[a0 + d2 + t]
+                            s1 = s1 + w0_2 * buf[a1 + d2 + t]
+                            s2 = s2 + w0_2 * buf[a2 + d2 + t]
+                            s3 = s3 + w0_2 * buf[a3 + d2 + t]
+                            s0 = s0 + w0_3 * buf[a0 + d3 + t]
+                            s1 = s1 + w0_3 * buf[a1 + d3 + t]
+                            s2 = s2 + w0_3 * buf[a2 + d3 + t]
+                            s3 = s3 + w0_3 * buf[a3 + d3 + t]
+                            acc[np.uintp(0) + t] = s0
+                            acc[np.uintp(528) + t] = s1
+                            acc[np.uintp(1056) + t] = s2
+                            acc[np.uintp(1584) + t] = s3
                         p0 += 1
                     for t in range(width):
                         out[o0 + t] = acc[np.uintp(0) + t]
@@ -818,7 +722,7 @@ def correlate_w5(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
                     p0 = 0
-                    if sh == 1 and dh == 1:
+                    if sh == 1 and dh == 1 and kh >= 2:
                         while p0 + 2 <= kh:
                             if p0 == 0:
                                 w0_0 = weight[wb + (p0 + 0) * 5 + 0]
@@ -961,95 +865,56 @@ def correlate_w5(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                                     acc[np.uintp(1056) + t] = s2
                                     acc[np.uintp(1584) + t] = s3
                             p0 += 2
+                    else:  # the first pass takes one row: it starts from the bias in acc
+                        for t in range(width):
+                            acc[np.uintp(0) + t] = b
+                            acc[np.uintp(528) + t] = b
+                            acc[np.uintp(1056) + t] = b
+                            acc[np.uintp(1584) + t] = b
                     while p0 < kh:
-                        if p0 == 0:
-                            w0_0 = weight[wb + (p0 + 0) * 5 + 0]
-                            w0_1 = weight[wb + (p0 + 0) * 5 + 1]
-                            w0_2 = weight[wb + (p0 + 0) * 5 + 2]
-                            w0_3 = weight[wb + (p0 + 0) * 5 + 3]
-                            w0_4 = weight[wb + (p0 + 0) * 5 + 4]
-                            d0 = np.uintp(0 * dw)
-                            d1 = np.uintp(1 * dw)
-                            d2 = np.uintp(2 * dw)
-                            d3 = np.uintp(3 * dw)
-                            d4 = np.uintp(4 * dw)
-                            a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                            a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                            a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                            a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                            for t in range(width):
-                                s0 = b
-                                s1 = b
-                                s2 = b
-                                s3 = b
-                                s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                s0 = s0 + w0_2 * buf[a0 + d2 + t]
-                                s1 = s1 + w0_2 * buf[a1 + d2 + t]
-                                s2 = s2 + w0_2 * buf[a2 + d2 + t]
-                                s3 = s3 + w0_2 * buf[a3 + d2 + t]
-                                s0 = s0 + w0_3 * buf[a0 + d3 + t]
-                                s1 = s1 + w0_3 * buf[a1 + d3 + t]
-                                s2 = s2 + w0_3 * buf[a2 + d3 + t]
-                                s3 = s3 + w0_3 * buf[a3 + d3 + t]
-                                s0 = s0 + w0_4 * buf[a0 + d4 + t]
-                                s1 = s1 + w0_4 * buf[a1 + d4 + t]
-                                s2 = s2 + w0_4 * buf[a2 + d4 + t]
-                                s3 = s3 + w0_4 * buf[a3 + d4 + t]
-                                acc[np.uintp(0) + t] = s0
-                                acc[np.uintp(528) + t] = s1
-                                acc[np.uintp(1056) + t] = s2
-                                acc[np.uintp(1584) + t] = s3
-                        else:
-                            w0_0 = weight[wb + (p0 + 0) * 5 + 0]
-                            w0_1 = weight[wb + (p0 + 0) * 5 + 1]
-                            w0_2 = weight[wb + (p0 + 0) * 5 + 2]
-                            w0_3 = weight[wb + (p0 + 0) * 5 + 3]
-                            w0_4 = weight[wb + (p0 + 0) * 5 + 4]
-                            d0 = np.uintp(0 * dw)
-                            d1 = np.uintp(1 * dw)
-                            d2 = np.uintp(2 * dw)
-                            d3 = np.uintp(3 * dw)
-                            d4 = np.uintp(4 * dw)
-                            a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                            a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                            a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                            a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                            for t in range(width):
-                                s0 = acc[np.uintp(0) + t]
-                                s1 = acc[np.uintp(528) + t]
-                                s2 = acc[np.uintp(1056) + t]
-                                s3 = acc[np.uintp(1584) + t]
-                                s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                s0 = s0 + w0_2 * buf[a0 + d2 + t]
-                                s1 = s1 + w0_2 * buf[a1 + d2 + t]
-                                s2 = s2 + w0_2 * buf[a2 + d2 + t]
-                                s3 = s3 + w0_2 * buf[a3 + d2 + t]
-                                s0 = s0 + w0_3 * buf[a0 + d3 + t]
-                                s1 = s1 + w0_3 * buf[a1 + d3 + t]
-                                s2 = s2 + w0_3 * buf[a2 + d3 + t]
-                                s3 = s3 + w0_3 * buf[a3 + d3 + t]
-                                s0 = s0 + w0_4 * buf[a0 + d4 + t]
-                                s1 = s1 + w0_4 * buf[a1 + d4 + t]
-                                s2 = s2 + w0_4 * buf[a2 + d4 + t]
-                                s3 = s3 + w0_4 * buf[a3 + d4 + t]
-                                acc[np.uintp(0) + t] = s0
-                                acc[np.uintp(528) + t] = s1
-                                acc[np.uintp(1056) + t] = s2
-                                acc[np.uintp(1584) + t] = s3
+                        w0_0 = weight[wb + (p0 + 0) * 5 + 0]
+                        w0_1 = weight[wb + (p0 + 0) * 5 + 1]
+                        w0_2 = weight[wb + (p0 + 0) * 5 + 2]
+                        w0_3 = weight[wb + (p0 + 0) * 5 + 3]
+                        w0_4 = weight[wb + (p0 + 0) * 5 + 4]
+                        d0 = np.uintp(0 * dw)
+                        d1 = np.uintp(1 * dw)
+                        d2 = np.uintp(2 * dw)
+                        d3 = np.uintp(3 * dw)
+                        d4 = np.uintp(4 * dw)
+                        a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
+                        a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
+                        a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
+                        a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
+                        for t in range(width):
+                            s0 = acc[np.uintp(0) + t]
+                            s1 = acc[np.uintp(528) + t]
+                            s2 = acc[np.uintp(1056) + t]
+                            s3 = acc[np.uintp(1584) + t]
+                            s0 = s0 + w0_0 * buf[a0 + d0 + t]
+                            s1 = s1 + w0_0 * buf[a1 + d0 + t]
+                            s2 = s2 + w0_0 * buf[a2 + d0 + t]
+                            s3 = s3 + w0_0 * buf[a3 + d0 + t]
+                            s0 = s0 + w0_1 * buf[a0 + d1 + t]
+                            s1 = s1 + w0_1 * buf[a1 + d1 + t]
+                            s2 = s2 + w0_1 * buf[a2 + d1 + t]
+                            s3 = s3 + w0_1 * buf[a3 + d1 + t]
+                            s0 = s0 + w0_2 * buf[a0 + d2 + t]
+                            s1 = s1 + w0_2 * buf[a1 + d2 + t]
+                            s2 = s2 + w0_2 * buf[a2 + d2 + t]
+                            s3 = s3 + w0_2 * buf[a3 + d2 + t]
+                            s0 = s0 + w0_3 * buf[a0 + d3 + t]
+                            s1 = s1 + w0_3 * buf[a1 + d3 + t]
+                            s2 = s2 + w0_3 * buf[a2 + d3 + t]
+                            s3 = s3 + w0_3 * buf[a3 + d3 + t]
+                            s0 = s0 + w0_4 * buf[a0 + d4 + t]
+                            s1 = s1 + w0_4 * buf[a1 + d4 + t]
+                            s2 = s2 + w0_4 * buf[a2 + d4 + t]
+                            s3 = s3 + w0_4 * buf[a3 + d4 + t]
+                            acc[np.uintp(0) + t] = s0
+                            acc[np.uintp(528) + t] = s1
+                            acc[np.uintp(1056) + t] = s2
+                            acc[np.uintp(1584) + t] = s3
                         p0 += 1
                     for t in range(width):
                         out[o0 + t] = acc[np.uintp(0) + t]
@@ -1095,7 +960,7 @@ def correlate_w6(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
                     p0 = 0
-                    if sh == 1 and dh == 1:
+                    if sh == 1 and dh == 1 and kh >= 2:
                         while p0 + 2 <= kh:
                             if p0 == 0:
                                 w0_0 = weight[wb + (p0 + 0) * 6 + 0]
@@ -1260,107 +1125,62 @@ def correlate_w6(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                                     acc[np.uintp(1056) + t] = s2
                                     acc[np.uintp(1584) + t] = s3
                             p0 += 2
+                    else:  # the first pass takes one row: it starts from the bias in acc
+                        for t in range(width):
+                            acc[np.uintp(0) + t] = b
+                            acc[np.uintp(528) + t] = b
+                            acc[np.uintp(1056) + t] = b
+                            acc[np.uintp(1584) + t] = b
                     while p0 < kh:
-                        if p0 == 0:
-                            w0_0 = weight[wb + (p0 + 0) * 6 + 0]
-                            w0_1 = weight[wb + (p0 + 0) * 6 + 1]
-                            w0_2 = weight[wb + (p0 + 0) * 6 + 2]
-                            w0_3 = weight[wb + (p0 + 0) * 6 + 3]
-                            w0_4 = weight[wb + (p0 + 0) * 6 + 4]
-                            w0_5 = weight[wb + (p0 + 0) * 6 + 5]
-                            d0 = np.uintp(0 * dw)
-                            d1 = np.uintp(1 * dw)
-                            d2 = np.uintp(2 * dw)
-                            d3 = np.uintp(3 * dw)
-                            d4 = np.uintp(4 * dw)
-                            d5 = np.uintp(5 * dw)
-                            a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                            a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                            a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                            a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                            for t in range(width):
-                                s0 = b
-                                s1 = b
-                                s2 = b
-                                s3 = b
-                                s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                s0 = s0 + w0_2 * buf[a0 + d2 + t]
-                                s1 = s1 + w0_2 * buf[a1 + d2 + t]
-                                s2 = s2 + w0_2 * buf[a2 + d2 + t]
-                                s3 = s3 + w0_2 * buf[a3 + d2 + t]
-                                s0 = s0 + w0_3 * buf[a0 + d3 + t]
-                                s1 = s1 + w0_3 * buf[a1 + d3 + t]
-                                s2 = s2 + w0_3 * buf[a2 + d3 + t]
-                                s3 = s3 + w0_3 * buf[a3 + d3 + t]
-                                s0 = s0 + w0_4 * buf[a0 + d4 + t]
-                                s1 = s1 + w0_4 * buf[a1 + d4 + t]
-                                s2 = s2 + w0_4 * buf[a2 + d4 + t]
-                                s3 = s3 + w0_4 * buf[a3 + d4 + t]
-                                s0 = s0 + w0_5 * buf[a0 + d5 + t]
-                                s1 = s1 + w0_5 * buf[a1 + d5 + t]
-                                s2 = s2 + w0_5 * buf[a2 + d5 + t]
-                                s3 = s3 + w0_5 * buf[a3 + d5 + t]
-                                acc[np.uintp(0) + t] = s0
-                                acc[np.uintp(528) + t] = s1
-                                acc[np.uintp(1056) + t] = s2
-                                acc[np.uintp(1584) + t] = s3
-                        else:
-                            w0_0 = weight[wb + (p0 + 0) * 6 + 0]
-                            w0_1 = weight[wb + (p0 + 0) * 6 + 1]
-                            w0_2 = weight[wb + (p0 + 0) * 6 + 2]
-                            w0_3 = weight[wb + (p0 + 0) * 6 + 3]
-                            w0_4 = weight[wb + (p0 + 0) * 6 + 4]
-                            w0_5 = weight[wb + (p0 + 0) * 6 + 5]
-                            d0 = np.uintp(0 * dw)
-                            d1 = np.uintp(1 * dw)
-                            d2 = np.uintp(2 * dw)
-                            d3 = np.uintp(3 * dw)
-                            d4 = np.uintp(4 * dw)
-                            d5 = np.uintp(5 * dw)
-                            a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                            a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                            a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                            a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                            for t in range(width):
-                                s0 = acc[np.uintp(0) + t]
-                                s1 = acc[np.uintp(528) + t]
-                                s2 = acc[np.uintp(1056) + t]
-                                s3 = acc[np.uintp(1584) + t]
-                                s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                s0 = s0 + w0_2 * buf[a0 + d2 + t]
-                                s1 = s1 + w0_2 * buf[a1 + d2 + t]
-                                s2 = s2 + w0_2 * buf[a2 + d2 + t]
-                                s3 = s3 + w0_2 * buf[a3 + d2 + t]
-                                s0 = s0 + w0_3 * buf[a0 + d3 + t]
-                                s1 = s1 + w0_3 * buf[a1 + d3 + t]
-                                s2 = s2 + w0_3 * buf[a2 + d3 + t]
-                                s3 = s3 + w0_3 * buf[a3 + d3 + t]
-                                s0 = s0 + w0_4 * buf[a0 + d4 + t]
-                                s1 = s1 + w0_4 * buf[a1 + d4 + t]
-                                s2 = s2 + w0_4 * buf[a2 + d4 + t]
-                                s3 = s3 + w0_4 * buf[a3 + d4 + t]
-                                s0 = s0 + w0_5 * buf[a0 + d5 + t]
-                                s1 = s1 + w0_5 * buf[a1 + d5 + t]
-                                s2 = s2 + w0_5 * buf[a2 + d5 + t]
-                                s3 = s3 + w0_5 * buf[a3 + d5 + t]
-                                acc[np.uintp(0) + t] = s0
-                                acc[np.uintp(528) + t] = s1
-                                acc[np.uintp(1056) + t] = s2
-                                acc[np.uintp(1584) + t] = s3
+                        w0_0 = weight[wb + (p0 + 0) * 6 + 0]
+                        w0_1 = weight[wb + (p0 + 0) * 6 + 1]
+                        w0_2 = weight[wb + (p0 + 0) * 6 + 2]
+                        w0_3 = weight[wb + (p0 + 0) * 6 + 3]
+                        w0_4 = weight[wb + (p0 + 0) * 6 + 4]
+                        w0_5 = weight[wb + (p0 + 0) * 6 + 5]
+                        d0 = np.uintp(0 * dw)
+                        d1 = np.uintp(1 * dw)
+                        d2 = np.uintp(2 * dw)
+                        d3 = np.uintp(3 * dw)
+                        d4 = np.uintp(4 * dw)
+                        d5 = np.uintp(5 * dw)
+                        a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
+                        a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
+                        a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
+                        a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
+                        for t in range(width):
+                            s0 = acc[np.uintp(0) + t]
+                            s1 = acc[np.uintp(528) + t]
+                            s2 = acc[np.uintp(1056) + t]
+                            s3 = acc[np.uintp(1584) + t]
+                            s0 = s0 + w0_0 * buf[a0 + d0 + t]
+                            s1 = s1 + w0_0 * buf[a1 + d0 + t]
+                            s2 = s2 + w0_0 * buf[a2 + d0 + t]
+                            s3 = s3 + w0_0 * buf[a3 + d0 + t]
+                            s0 = s0 + w0_1 * buf[a0 + d1 + t]
+                            s1 = s1 + w0_1 * buf[a1 + d1 + t]
+                            s2 = s2 + w0_1 * buf[a2 + d1 + t]
+                            s3 = s3 + w0_1 * buf[a3 + d1 + t]
+                            s0 = s0 + w0_2 * buf[a0 + d2 + t]
+                            s1 = s1 + w0_2 * buf[a1 + d2 + t]
+                            s2 = s2 + w0_2 * buf[a2 + d2 + t]
+                            s3 = s3 + w0_2 * buf[a3 + d2 + t]
+                            s0 = s0 + w0_3 * buf[a0 + d3 + t]
+                            s1 = s1 + w0_3 * buf[a1 + d3 + t]
+                            s2 = s2 + w0_3 * buf[a2 + d3 + t]
+                            s3 = s3 + w0_3 * buf[a3 + d3 + t]
+                            s0 = s0 + w0_4 * buf[a0 + d4 + t]
+                            s1 = s1 + w0_4 * buf[a1 + d4 + t]
+                            s2 = s2 + w0_4 * buf[a2 + d4 + t]
+                            s3 = s3 + w0_4 * buf[a3 + d4 + t]
+                            s0 = s0 + w0_5 * buf[a0 + d5 + t]
+                            s1 = s1 + w0_5 * buf[a1 + d5 + t]
+                            s2 = s2 + w0_5 * buf[a2 + d5 + t]
+                            s3 = s3 + w0_5 * buf[a3 + d5 + t]
+                            acc[np.uintp(0) + t] = s0
+                            acc[np.uintp(528) + t] = s1
+                            acc[np.uintp(1056) + t] = s2
+                            acc[np.uintp(1584) + t] = s3
                         p0 += 1
                     for t in range(width):
                         out[o0 + t] = acc[np.uintp(0) + t]
@@ -1406,7 +1226,7 @@ def correlate_w7(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
                     p0 = 0
-                    if sh == 1 and dh == 1:
+                    if sh == 1 and dh == 1 and kh >= 2:
                         while p0 + 2 <= kh:
                             if p0 == 0:
                                 w0_0 = weight[wb + (p0 + 0) * 7 + 0]
@@ -1593,119 +1413,68 @@ def correlate_w7(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                                     acc[np.uintp(1056) + t] = s2
                                     acc[np.uintp(1584) + t] = s3
                             p0 += 2
+                    else:  # the first pass takes one row: it starts from the bias in acc
+                        for t in range(width):
+                            acc[np.uintp(0) + t] = b
+                            acc[np.uintp(528) + t] = b
+                            acc[np.uintp(1056) + t] = b
+                            acc[np.uintp(1584) + t] = b
                     while p0 < kh:
-                        if p0 == 0:
-                            w0_0 = weight[wb + (p0 + 0) * 7 + 0]
-                            w0_1 = weight[wb + (p0 + 0) * 7 + 1]
-                            w0_2 = weight[wb + (p0 + 0) * 7 + 2]
-                            w0_3 = weight[wb + (p0 + 0) * 7 + 3]
-                            w0_4 = weight[wb + (p0 + 0) * 7 + 4]
-                            w0_5 = weight[wb + (p0 + 0) * 7 + 5]
-                            w0_6 = weight[wb + (p0 + 0) * 7 + 6]
-                            d0 = np.uintp(0 * dw)
-                            d1 = np.uintp(1 * dw)
-                            d2 = np.uintp(2 * dw)
-                            d3 = np.uintp(3 * dw)
-                            d4 = np.uintp(4 * dw)
-                            d5 = np.uintp(5 * dw)
-                            d6 = np.uintp(6 * dw)
-                            a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                            a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                            a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                            a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                            for t in range(width):
-                                s0 = b
-                                s1 = b
-                                s2 = b
-                                s3 = b
-                                s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                s0 = s0 + w0_2 * buf[a0 + d2 + t]
-                                s1 = s1 + w0_2 * buf[a1 + d2 + t]
-                                s2 = s2 + w0_2 * buf[a2 + d2 + t]
-                                s3 = s3 + w0_2 * buf[a3 + d2 + t]
-                                s0 = s0 + w0_3 * buf[a0 + d3 + t]
-                                s1 = s1 + w0_3 * buf[a1 + d3 + t]
-                                s2 = s2 + w0_3 * buf[a2 + d3 + t]
-                                s3 = s3 + w0_3 * buf[a3 + d3 + t]
-                                s0 = s0 + w0_4 * buf[a0 + d4 + t]
-                                s1 = s1 + w0_4 * buf[a1 + d4 + t]
-                                s2 = s2 + w0_4 * buf[a2 + d4 + t]
-                                s3 = s3 + w0_4 * buf[a3 + d4 + t]
-                                s0 = s0 + w0_5 * buf[a0 + d5 + t]
-                                s1 = s1 + w0_5 * buf[a1 + d5 + t]
-                                s2 = s2 + w0_5 * buf[a2 + d5 + t]
-                                s3 = s3 + w0_5 * buf[a3 + d5 + t]
-                                s0 = s0 + w0_6 * buf[a0 + d6 + t]
-                                s1 = s1 + w0_6 * buf[a1 + d6 + t]
-                                s2 = s2 + w0_6 * buf[a2 + d6 + t]
-                                s3 = s3 + w0_6 * buf[a3 + d6 + t]
-                                acc[np.uintp(0) + t] = s0
-                                acc[np.uintp(528) + t] = s1
-                                acc[np.uintp(1056) + t] = s2
-                                acc[np.uintp(1584) + t] = s3
-                        else:
-                            w0_0 = weight[wb + (p0 + 0) * 7 + 0]
-                            w0_1 = weight[wb + (p0 + 0) * 7 + 1]
-                            w0_2 = weight[wb + (p0 + 0) * 7 + 2]
-                            w0_3 = weight[wb + (p0 + 0) * 7 + 3]
-                            w0_4 = weight[wb + (p0 + 0) * 7 + 4]
-                            w0_5 = weight[wb + (p0 + 0) * 7 + 5]
-                            w0_6 = weight[wb + (p0 + 0) * 7 + 6]
-                            d0 = np.uintp(0 * dw)
-                            d1 = np.uintp(1 * dw)
-                            d2 = np.uintp(2 * dw)
-                            d3 = np.uintp(3 * dw)
-                            d4 = np.uintp(4 * dw)
-                            d5 = np.uintp(5 * dw)
-                            d6 = np.uintp(6 * dw)
-                            a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                            a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                            a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                            a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                            for t in range(width):
-                                s0 = acc[np.uintp(0) + t]
-                                s1 = acc[np.uintp(528) + t]
-                                s2 = acc[np.uintp(1056) + t]
-                                s3 = acc[np.uintp(1584) + t]
-                                s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                s0 = s0 + w0_2 * buf[a0 + d2 + t]
-                                s1 = s1 + w0_2 * buf[a1 + d2 + t]
-                                s2 = s2 + w0_2 * buf[a2 + d2 + t]
-                                s3 = s3 + w0_2 * buf[a3 + d2 + t]
-                                s0 = s0 + w0_3 * buf[a0 + d3 + t]
-                                s1 = s1 + w0_3 * buf[a1 + d3 + t]
-                                s2 = s2 + w0_3 * buf[a2 + d3 + t]
-                                s3 = s3 + w0_3 * buf[a3 + d3 + t]
-                                s0 = s0 + w0_4 * buf[a0 + d4 + t]
-                                s1 = s1 + w0_4 * buf[a1 + d4 + t]
-                                s2 = s2 + w0_4 * buf[a2 + d4 + t]
-                                s3 = s3 + w0_4 * buf[a3 + d4 + t]
-                                s0 = s0 + w0_5 * buf[a0 + d5 + t]
-                                s1 = s1 + w0_5 * buf[a1 + d5 + t]
-                                s2 = s2 + w0_5 * buf[a2 + d5 + t]
-                                s3 = s3 + w0_5 * buf[a3 + d5 + t]
-                                s0 = s0 + w0_6 * buf[a0 + d6 + t]
-                                s1 = s1 + w0_6 * buf[a1 + d6 + t]
-                                s2 = s2 + w0_6 * buf[a2 + d6 + t]
-                                s3 = s3 + w0_6 * buf[a3 + d6 + t]
-                                acc[np.uintp(0) + t] = s0
-                                acc[np.uintp(528) + t] = s1
-                                acc[np.uintp(1056) + t] = s2
-                                acc[np.uintp(1584) + t] = s3
+                        w0_0 = weight[wb + (p0 + 0) * 7 + 0]
+                        w0_1 = weight[wb + (p0 + 0) * 7 + 1]
+                        w0_2 = weight[wb + (p0 + 0) * 7 + 2]
+                        w0_3 = weight[wb + (p0 + 0) * 7 + 3]
+                        w0_4 = weight[wb + (p0 + 0) * 7 + 4]
+                        w0_5 = weight[wb + (p0 + 0) * 7 + 5]
+                        w0_6 = weight[wb + (p0 + 0) * 7 + 6]
+                        d0 = np.uintp(0 * dw)
+                        d1 = np.uintp(1 * dw)
+                        d2 = np.uintp(2 * dw)
+                        d3 = np.uintp(3 * dw)
+                        d4 = np.uintp(4 * dw)
+                        d5 = np.uintp(5 * dw)
+                        d6 = np.uintp(6 * dw)
+                        a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
+                        a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
+                        a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
+                        a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
+                        for t in range(width):
+                            s0 = acc[np.uintp(0) + t]
+                            s1 = acc[np.uintp(528) + t]
+                            s2 = acc[np.uintp(1056) + t]
+                            s3 = acc[np.uintp(1584) + t]
+                            s0 = s0 + w0_0 * buf[a0 + d0 + t]
+                            s1 = s1 + w0_0 * buf[a1 + d0 + t]
+                            s2 = s2 + w0_0 * buf[a2 + d0 + t]
+                            s3 = s3 + w0_0 * buf[a3 + d0 + t]
+                            s0 = s0 + w0_1 * buf[a0 + d1 + t]
+                            s1 = s1 + w0_1 * buf[a1 + d1 + t]
+                            s2 = s2 + w0_1 * buf[a2 + d1 + t]
+                            s3 = s3 + w0_1 * buf[a3 + d1 + t]
+                            s0 = s0 + w0_2 * buf[a0 + d2 + t]
+                            s1 = s1 + w0_2 * buf[a1 + d2 + t]
+                            s2 = s2 + w0_2 * buf[a2 + d2 + t]
+                            s3 = s3 + w0_2 * buf[a3 + d2 + t]
+                            s0 = s0 + w0_3 * buf[a0 + d3 + t]
+                            s1 = s1 + w0_3 * buf[a1 + d3 + t]
+                            s2 = s2 + w0_3 * buf[a2 + d3 + t]
+                            s3 = s3 + w0_3 * buf[a3 + d3 + t]
+                            s0 = s0 + w0_4 * buf[a0 + d4 + t]
+                            s1 = s1 + w0_4 * buf[a1 + d4 + t]
+                            s2 = s2 + w0_4 * buf[a2 + d4 + t]
+                            s3 = s3 + w0_4 * buf[a3 + d4 + t]
+                            s0 = s0 + w0_5 * buf[a0 + d5 + t]
+                            s1 = s1 + w0_5 * buf[a1 + d5 + t]
+                            s2 = s2 + w0_5 * buf[a2 + d5 + t]
+                            s3 = s3 + w0_5 * buf[a3 + d5 + t]
+                            s0 = s0 + w0_6 * buf[a0 + d6 + t]
+                            s1 = s1 + w0_6 * buf[a1 + d6 + t]
+                            s2 = s2 + w0_6 * buf[a2 + d6 + t]
+                            s3 = s3 + w0_6 * buf[a3 + d6 + t]
+                            acc[np.uintp(0) + t] = s0
+                            acc[np.uintp(528) + t] = s1
+                            acc[np.uintp(1056) + t] = s2
+                            acc[np.uintp(1584) + t] = s3
                         p0 += 1
                     for t in range(width):
                         out[o0 + t] = acc[np.uintp(0) + t]
@@ -1751,7 +1520,7 @@ def correlate_w8(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
                     p0 = 0
-                    if sh == 1 and dh == 1:
+                    if sh == 1 and dh == 1 and kh >= 2:
                         while p0 + 2 <= kh:
                             if p0 == 0:
                                 w0_0 = weight[wb + (p0 + 0) * 8 + 0]
@@ -1960,131 +1729,74 @@ def correlate_w8(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                                     acc[np.uintp(1056) + t] = s2
                                     acc[np.uintp(1584) + t] = s3
                             p0 += 2
+                    else:  # the first pass takes one row: it starts from the bias in acc
+                        for t in range(width):
+                            acc[np.uintp(0) + t] = b
+                            acc[np.uintp(528) + t] = b
+                            acc[np.uintp(1056) + t] = b
+                            acc[np.uintp(1584) + t] = b
                     while p0 < kh:
-                        if p0 == 0:
-                            w0_0 = weight[wb + (p0 + 0) * 8 + 0]
-                            w0_1 = weight[wb + (p0 + 0) * 8 + 1]
-                            w0_2 = weight[wb + (p0 + 0) * 8 + 2]
-                            w0_3 = weight[wb + (p0 + 0) * 8 + 3]
-                            w0_4 = weight[wb + (p0 + 0) * 8 + 4]
-                            w0_5 = weight[wb + (p0 + 0) * 8 + 5]
-                            w0_6 = weight[wb + (p0 + 0) * 8 + 6]
-                            w0_7 = weight[wb + (p0 + 0) * 8 + 7]
-                            d0 = np.uintp(0 * dw)
-                            d1 = np.uintp(1 * dw)
-                            d2 = np.uintp(2 * dw)
-                            d3 = np.uintp(3 * dw)
-                            d4 = np.uintp(4 * dw)
-                            d5 = np.uintp(5 * dw)
-                            d6 = np.uintp(6 * dw)
-                            d7 = np.uintp(7 * dw)
-                            a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                            a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                            a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                            a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                            for t in range(width):
-                                s0 = b
-                                s1 = b
-                                s2 = b
-                                s3 = b
-                                s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                s0 = s0 + w0_2 * buf[a0 + d2 + t]
-                                s1 = s1 + w0_2 * buf[a1 + d2 + t]
-                                s2 = s2 + w0_2 * buf[a2 + d2 + t]
-                                s3 = s3 + w0_2 * buf[a3 + d2 + t]
-                                s0 = s0 + w0_3 * buf[a0 + d3 + t]
-                                s1 = s1 + w0_3 * buf[a1 + d3 + t]
-                                s2 = s2 + w0_3 * buf[a2 + d3 + t]
-                                s3 = s3 + w0_3 * buf[a3 + d3 + t]
-                                s0 = s0 + w0_4 * buf[a0 + d4 + t]
-                                s1 = s1 + w0_4 * buf[a1 + d4 + t]
-                                s2 = s2 + w0_4 * buf[a2 + d4 + t]
-                                s3 = s3 + w0_4 * buf[a3 + d4 + t]
-                                s0 = s0 + w0_5 * buf[a0 + d5 + t]
-                                s1 = s1 + w0_5 * buf[a1 + d5 + t]
-                                s2 = s2 + w0_5 * buf[a2 + d5 + t]
-                                s3 = s3 + w0_5 * buf[a3 + d5 + t]
-                                s0 = s0 + w0_6 * buf[a0 + d6 + t]
-                                s1 = s1 + w0_6 * buf[a1 + d6 + t]
-                                s2 = s2 + w0_6 * buf[a2 + d6 + t]
-                                s3 = s3 + w0_6 * buf[a3 + d6 + t]
-                                s0 = s0 + w0_7 * buf[a0 + d7 + t]
-                                s1 = s1 + w0_7 * buf[a1 + d7 + t]
-                                s2 = s2 + w0_7 * buf[a2 + d7 + t]
-                                s3 = s3 + w0_7 * buf[a3 + d7 + t]
-                                acc[np.uintp(0) + t] = s0
-                                acc[np.uintp(528) + t] = s1
-                                acc[np.uintp(1056) + t] = s2
-                                acc[np.uintp(1584) + t] = s3
-                        else:
-                            w0_0 = weight[wb + (p0 + 0) * 8 + 0]
-                            w0_1 = weight[wb + (p0 + 0) * 8 + 1]
-                            w0_2 = weight[wb + (p0 + 0) * 8 + 2]
-                            w0_3 = weight[wb + (p0 + 0) * 8 + 3]
-                            w0_4 = weight[wb + (p0 + 0) * 8 + 4]
-                            w0_5 = weight[wb + (p0 + 0) * 8 + 5]
-                            w0_6 = weight[wb + (p0 + 0) * 8 + 6]
-                            w0_7 = weight[wb + (p0 + 0) * 8 + 7]
-                            d0 = np.uintp(0 * dw)
-                            d1 = np.uintp(1 * dw)
-                            d2 = np.uintp(2 * dw)
-                            d3 = np.uintp(3 * dw)
-                            d4 = np.uintp(4 * dw)
-                            d5 = np.uintp(5 * dw)
-                            d6 = np.uintp(6 * dw)
-                            d7 = np.uintp(7 * dw)
-                            a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                            a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                            a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                            a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                            for t in range(width):
-                                s0 = acc[np.uintp(0) + t]
-                                s1 = acc[np.uintp(528) + t]
-                                s2 = acc[np.uintp(1056) + t]
-                                s3 = acc[np.uintp(1584) + t]
-                                s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                s0 = s0 + w0_2 * buf[a0 + d2 + t]
-                                s1 = s1 + w0_2 * buf[a1 + d2 + t]
-                                s2 = s2 + w0_2 * buf[a2 + d2 + t]
-                                s3 = s3 + w0_2 * buf[a3 + d2 + t]
-                                s0 = s0 + w0_3 * buf[a0 + d3 + t]
-                                s1 = s1 + w0_3 * buf[a1 + d3 + t]
-                                s2 = s2 + w0_3 * buf[a2 + d3 + t]
-                                s3 = s3 + w0_3 * buf[a3 + d3 + t]
-                                s0 = s0 + w0_4 * buf[a0 + d4 + t]
-                                s1 = s1 + w0_4 * buf[a1 + d4 + t]
-                                s2 = s2 + w0_4 * buf[a2 + d4 + t]
-                                s3 = s3 + w0_4 * buf[a3 + d4 + t]
-                                s0 = s0 + w0_5 * buf[a0 + d5 + t]
-                                s1 = s1 + w0_5 * buf[a1 + d5 + t]
-                                s2 = s2 + w0_5 * buf[a2 + d5 + t]
-                                s3 = s3 + w0_5 * buf[a3 + d5 + t]
-                                s0 = s0 + w0_6 * buf[a0 + d6 + t]
-                                s1 = s1 + w0_6 * buf[a1 + d6 + t]
-                                s2 = s2 + w0_6 * buf[a2 + d6 + t]
-                                s3 = s3 + w0_6 * buf[a3 + d6 + t]
-                                s0 = s0 + w0_7 * buf[a0 + d7 + t]
-                                s1 = s1 + w0_7 * buf[a1 + d7 + t]
-                                s2 = s2 + w0_7 * buf[a2 + d7 + t]
-                                s3 = s3 + w0_7 * buf[a3 + d7 + t]
-                                acc[np.uintp(0) + t] = s0
-                                acc[np.uintp(528) + t] = s1
-                                acc[np.uintp(1056) + t] = s2
-                                acc[np.uintp(1584) + t] = s3
+                        w0_0 = weight[wb + (p0 + 0) * 8 + 0]
+                        w0_1 = weight[wb + (p0 + 0) * 8 + 1]
+                        w0_2 = weight[wb + (p0 + 0) * 8 + 2]
+                        w0_3 = weight[wb + (p0 + 0) * 8 + 3]
+                        w0_4 = weight[wb + (p0 + 0) * 8 + 4]
+                        w0_5 = weight[wb + (p0 + 0) * 8 + 5]
+                        w0_6 = weight[wb + (p0 + 0) * 8 + 6]
+                        w0_7 = weight[wb + (p0 + 0) * 8 + 7]
+                        d0 = np.uintp(0 * dw)
+                        d1 = np.uintp(1 * dw)
+                        d2 = np.uintp(2 * dw)
+                        d3 = np.uintp(3 * dw)
+                        d4 = np.uintp(4 * dw)
+                        d5 = np.uintp(5 * dw)
+                        d6 = np.uintp(6 * dw)
+                        d7 = np.uintp(7 * dw)
+                        a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
+                        a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
+                        a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
+                        a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
+                        for t in range(width):
+                            s0 = acc[np.uintp(0) + t]
+                            s1 = acc[np.uintp(528) + t]
+                            s2 = acc[np.uintp(1056) + t]
+                            s3 = acc[np.uintp(1584) + t]
+                            s0 = s0 + w0_0 * buf[a0 + d0 + t]
+                            s1 = s1 + w0_0 * buf[a1 + d0 + t]
+                            s2 = s2 + w0_0 * buf[a2 + d0 + t]
+                            s3 = s3 + w0_0 * buf[a3 + d0 + t]
+                            s0 = s0 + w0_1 * buf[a0 + d1 + t]
+                            s1 = s1 + w0_1 * buf[a1 + d1 + t]
+                            s2 = s2 + w0_1 * buf[a2 + d1 + t]
+                            s3 = s3 + w0_1 * buf[a3 + d1 + t]
+                            s0 = s0 + w0_2 * buf[a0 + d2 + t]
+                            s1 = s1 + w0_2 * buf[a1 + d2 + t]
+                            s2 = s2 + w0_2 * buf[a2 + d2 + t]
+                            s3 = s3 + w0_2 * buf[a3 + d2 + t]
+                            s0 = s0 + w0_3 * buf[a0 + d3 + t]
+                            s1 = s1 + w0_3 * buf[a1 + d3 + t]
+                            s2 = s2 + w0_3 * buf[a2 + d3 + t]
+                            s3 = s3 + w0_3 * buf[a3 + d3 + t]
+                            s0 = s0 + w0_4 * buf[a0 + d4 + t]
+                            s1 = s1 + w0_4 * buf[a1 + d4 + t]
+                            s2 = s2 + w0_4 * buf[a2 + d4 + t]
+                            s3 = s3 + w0_4 * buf[a3 + d4 + t]
+                            s0 = s0 + w0_5 * buf[a0 + d5 + t]
+                            s1 = s1 + w0_5 * buf[a1 + d5 + t]
+                            s2 = s2 + w0_5 * buf[a2 + d5 + t]
+                            s3 = s3 + w0_5 * buf[a3 + d5 + t]
+                            s0 = s0 + w0_6 * buf[a0 + d6 + t]
+                            s1 = s1 + w0_6 * buf[a1 + d6 + t]
+                            s2 = s2 + w0_6 * buf[a2 + d6 + t]
+                            s3 = s3 + w0_6 * buf[a3 + d6 + t]
+                            s0 = s0 + w0_7 * buf[a0 + d7 + t]
+                            s1 = s1 + w0_7 * buf[a1 + d7 + t]
+                            s2 = s2 + w0_7 * buf[a2 + d7 + t]
+                            s3 = s3 + w0_7 * buf[a3 + d7 + t]
+                            acc[np.uintp(0) + t] = s0
+                            acc[np.uintp(528) + t] = s1
+                            acc[np.uintp(1056) + t] = s2
+                            acc[np.uintp(1584) + t] = s3
                         p0 += 1
                     for t in range(width):
                         out[o0 + t] = acc[np.uintp(0) + t]
@@ -2129,50 +1841,16 @@ def correlate_wide(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map,
                     o1 = np.uintp(op + (i0 + 1) * o_pitch + j0)
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
+                    for t in range(width):
+                        acc[np.uintp(0) + t] = b
+                        acc[np.uintp(528) + t] = b
+                        acc[np.uintp(1056) + t] = b
+                        acc[np.uintp(1584) + t] = b
                     for p0 in range(kh):
                         q0 = 0
                         while q0 < kw:
                             m = min(4, kw - q0)
-                            first = p0 == 0 and q0 == 0
-                            if m == 4 and first == True:
-                                w0_0 = weight[wb + (p0 + 0) * kw + q0 + 0]
-                                w0_1 = weight[wb + (p0 + 0) * kw + q0 + 1]
-                                w0_2 = weight[wb + (p0 + 0) * kw + q0 + 2]
-                                w0_3 = weight[wb + (p0 + 0) * kw + q0 + 3]
-                                d0 = np.uintp((q0 + 0) * dw)
-                                d1 = np.uintp((q0 + 1) * dw)
-                                d2 = np.uintp((q0 + 2) * dw)
-                                d3 = np.uintp((q0 + 3) * dw)
-                                a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                                a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                                a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                                a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                                for t in range(width):
-                                    s0 = b
-                                    s1 = b
-                                    s2 = b
-                                    s3 = b
-                                    s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                    s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                    s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                    s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                    s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                    s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                    s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                    s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                    s0 = s0 + w0_2 * buf[a0 + d2 + t]
-                                    s1 = s1 + w0_2 * buf[a1 + d2 + t]
-                                    s2 = s2 + w0_2 * buf[a2 + d2 + t]
-                                    s3 = s3 + w0_2 * buf[a3 + d2 + t]
-                                    s0 = s0 + w0_3 * buf[a0 + d3 + t]
-                                    s1 = s1 + w0_3 * buf[a1 + d3 + t]
-                                    s2 = s2 + w0_3 * buf[a2 + d3 + t]
-                                    s3 = s3 + w0_3 * buf[a3 + d3 + t]
-                                    acc[np.uintp(0) + t] = s0
-                                    acc[np.uintp(528) + t] = s1
-                                    acc[np.uintp(1056) + t] = s2
-                                    acc[np.uintp(1584) + t] = s3
-                            elif m == 4 and first == False:
+                            if m == 4:
                                 w0_0 = weight[wb + (p0 + 0) * kw + q0 + 0]
                                 w0_1 = weight[wb + (p0 + 0) * kw + q0 + 1]
                                 w0_2 = weight[wb + (p0 + 0) * kw + q0 + 2]
@@ -2210,39 +1888,7 @@ def correlate_wide(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map,
                                     acc[np.uintp(528) + t] = s1
                                     acc[np.uintp(1056) + t] = s2
                                     acc[np.uintp(1584) + t] = s3
-                            elif m == 3 and first == True:
-                                w0_0 = weight[wb + (p0 + 0) * kw + q0 + 0]
-                                w0_1 = weight[wb + (p0 + 0) * kw + q0 + 1]
-                                w0_2 = weight[wb + (p0 + 0) * kw + q0 + 2]
-                                d0 = np.uintp((q0 + 0) * dw)
-                                d1 = np.uintp((q0 + 1) * dw)
-                                d2 = np.uintp((q0 + 2) * dw)
-                                a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                                a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                                a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                                a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                                for t in range(width):
-                                    s0 = b
-                                    s1 = b
-                                    s2 = b
-                                    s3 = b
-                                    s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                    s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                    s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                    s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                    s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                    s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                    s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                    s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                    s0 = s0 + w0_2 * buf[a0 + d2 + t]
-                                    s1 = s1 + w0_2 * buf[a1 + d2 + t]
-                                    s2 = s2 + w0_2 * buf[a2 + d2 + t]
-                                    s3 = s3 + w0_2 * buf[a3 + d2 + t]
-                                    acc[np.uintp(0) + t] = s0
-                                    acc[np.uintp(528) + t] = s1
-                                    acc[np.uintp(1056) + t] = s2
-                                    acc[np.uintp(1584) + t] = s3
-                            elif m == 3 and first == False:
+                            elif m == 3:
                                 w0_0 = weight[wb + (p0 + 0) * kw + q0 + 0]
                                 w0_1 = weight[wb + (p0 + 0) * kw + q0 + 1]
                                 w0_2 = weight[wb + (p0 + 0) * kw + q0 + 2]
@@ -2274,33 +1920,7 @@ def correlate_wide(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map,
                                     acc[np.uintp(528) + t] = s1
                                     acc[np.uintp(1056) + t] = s2
                                     acc[np.uintp(1584) + t] = s3
-                            elif m == 2 and first == True:
-                                w0_0 = weight[wb + (p0 + 0) * kw + q0 + 0]
-                                w0_1 = weight[wb + (p0 + 0) * kw + q0 + 1]
-                                d0 = np.uintp((q0 + 0) * dw)
-                                d1 = np.uintp((q0 + 1) * dw)
-                                a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                                a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                                a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                                a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                                for t in range(width):
-                                    s0 = b
-                                    s1 = b
-                                    s2 = b
-                                    s3 = b
-                                    s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                    s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                    s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                    s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                    s0 = s0 + w0_1 * buf[a0 + d1 + t]
-                                    s1 = s1 + w0_1 * buf[a1 + d1 + t]
-                                    s2 = s2 + w0_1 * buf[a2 + d1 + t]
-                                    s3 = s3 + w0_1 * buf[a3 + d1 + t]
-                                    acc[np.uintp(0) + t] = s0
-                                    acc[np.uintp(528) + t] = s1
-                                    acc[np.uintp(1056) + t] = s2
-                                    acc[np.uintp(1584) + t] = s3
-                            elif m == 2 and first == False:
+                            elif m == 2:
                                 w0_0 = weight[wb + (p0 + 0) * kw + q0 + 0]
                                 w0_1 = weight[wb + (p0 + 0) * kw + q0 + 1]
                                 d0 = np.uintp((q0 + 0) * dw)
@@ -2326,27 +1946,7 @@ def correlate_wide(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map,
                                     acc[np.uintp(528) + t] = s1
                                     acc[np.uintp(1056) + t] = s2
                                     acc[np.uintp(1584) + t] = s3
-                            elif m == 1 and first == True:
-                                w0_0 = weight[wb + (p0 + 0) * kw + q0 + 0]
-                                d0 = np.uintp((q0 + 0) * dw)
-                                a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)
-                                a1 = np.uintp(sp + ((i0 + 1) * sh + p0 * dh) * s_pitch + j0)
-                                a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
-                                a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
-                                for t in range(width):
-                                    s0 = b
-                                    s1 = b
-                                    s2 = b
-                                    s3 = b
-                                    s0 = s0 + w0_0 * buf[a0 + d0 + t]
-                                    s1 = s1 + w0_0 * buf[a1 + d0 + t]
-                                    s2 = s2 + w0_0 * buf[a2 + d0 + t]
-                                    s3 = s3 + w0_0 * buf[a3 + d0 + t]
-                                    acc[np.uintp(0) + t] = s0
-                                    acc[np.uintp(528) + t] = s1
-                                    acc[np.uintp(1056) + t] = s2
-                                    acc[np.uintp(1584) + t] = s3
-                            elif m == 1 and first == False:
+                            elif m == 1:
                                 w0_0 = weight[wb + (p0 + 0) * kw + q0 + 0]
                                 d0 = np.uintp((q0 + 0) * dw)
                                 a0 = np.uintp(sp + ((i0 + 0) * sh + p0 * dh) * s_pitch + j0)

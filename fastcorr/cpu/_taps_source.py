@@ -124,6 +124,14 @@ def _store(indent):
     return lines
 
 
+def _bias_into_acc(indent):
+    """The block's sums set to the bias (for a first pass of one kernel row)."""
+    sp = " " * indent
+    lines = [f"{sp}for t in range(width):"]
+    lines += [f"{sp}    acc[np.uintp({r * ACC_PITCH}) + t] = b" for r in range(ROWS)]
+    return lines
+
+
 def _indent(lines, spaces):
     return [" " * spaces + line for line in lines]
 
@@ -137,18 +145,17 @@ def narrow_kernel(width):
     """Source of the kernel for kernels ``width`` taps wide."""
     lines = _out_rows(12)
     lines += ["            p0 = 0",
-              "            if sh == 1 and dh == 1:",
+              "            if sh == 1 and dh == 1 and kh >= 2:",
               "                while p0 + 2 <= kh:",
               "                    if p0 == 0:"]
     lines += _body(2, width, True, 24, False)
     lines += ["                    else:"]
     lines += _body(2, width, False, 24, False)
     lines += ["                    p0 += 2",
-              "            while p0 < kh:",
-              "                if p0 == 0:"]
-    lines += _body(1, width, True, 20, False)
-    lines += ["                else:"]
-    lines += _body(1, width, False, 20, False)
+              "            else:  # the first pass takes one row: it starts from the bias in acc"]
+    lines += _bias_into_acc(16)
+    lines += ["            while p0 < kh:"]
+    lines += _body(1, width, False, 16, False)
     lines += ["                p0 += 1"]
     lines += _store(12)
     lines += [f"            i0 += {ROWS}"]
@@ -158,17 +165,18 @@ def narrow_kernel(width):
 def wide_kernel():
     """Source of the kernel for kernels wider than :data:`NARROW` (any width)."""
     lines = _out_rows(12)
+    # the sums start from the bias in acc: no pass of its own for the first taps (a store
+    # and a load per sum more, against the kernel's 3 * 9 passes or more)
+    lines += _bias_into_acc(12)
     lines += ["            for p0 in range(kh):",
               "                q0 = 0",
               "                while q0 < kw:",
-              f"                    m = min({WIDE_STEP}, kw - q0)",
-              "                    first = p0 == 0 and q0 == 0"]
+              f"                    m = min({WIDE_STEP}, kw - q0)"]
     branch = "if"
     for m in range(WIDE_STEP, 0, -1):
-        for first in (True, False):
-            lines.append(f"                    {branch} m == {m} and first == {first}:")
-            lines += _body(1, m, first, 24, True)
-            branch = "elif"
+        lines.append(f"                    {branch} m == {m}:")
+        lines += _body(1, m, False, 24, True)
+        branch = "elif"
     lines += ["                    q0 += m"]
     lines += _store(12)
     lines += [f"            i0 += {ROWS}"]
