@@ -5,8 +5,9 @@ the image is built (with ``FASTCORR_CACHE_DIR`` pointing into it, or into the in
 package's own folder by default) and every later process loads the kernels instead of
 compiling them. Each step runs one tiny call with one implementation forced, for each float
 type, so every kernel of the CPU tables is compiled: the width classes of the "taps" kernels
-(every kernel width), the general kernels, the small-plane "flat" kernel, im2col + BLAS,
-Winograd's transforms (F(2x2) and F(4x4)), the FFT path and the gradients.
+(every kernel width), the general kernels, the small-plane "flat" kernels (with kernels of
+their own for zero padding at unit strides), im2col + BLAS, Winograd's transforms (F(2x2)
+and F(4x4)), the FFT path and the gradients.
 """
 
 import numpy as np
@@ -57,6 +58,10 @@ def _steps(dtype):
         forced("flat", dict(forward="flat", grad_input="flat"),
                lambda: fastcorr.conv2d_backward(gd, x, dw, groups=4, **layer)
                + (fastcorr.conv2d(x, dw, groups=4, **layer),)),
+        forced("flat and planes, zero padding", dict(forward="flat", grad_input="flat",
+                                                     grad_weight="planes"),
+               lambda: fastcorr.conv2d_backward(gd, x, dw, groups=4, padding=1)
+               + (fastcorr.conv2d(x, dw, groups=4, padding=1),)),
         forced("strided depthwise gradients", dict(grad_input="flat", grad_weight="planes"),
                lambda: fastcorr.conv2d_backward(arr(2, 4, 5, 5), x, dw, groups=4, stride=2,
                                                 padding=1)),

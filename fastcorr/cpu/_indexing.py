@@ -56,6 +56,18 @@ def copy_with_maps(plane, buf, rows, cols, row_map, col_map, lo, hi, pad_left, f
 
 
 @helper
+def copy_inside(flat_src, buf, slot, top, bottom, pad_top, pad_left, w, cols, lo, hi):
+    """A ``w`` wide plane's samples (``flat_src``, flattened) into the zero frame of its
+    padded plane at ``buf[slot]`` (``cols`` a row, unit strides): padded rows ``top <= i <
+    bottom``, columns ``lo <= j < hi``; the frame itself is written beforehand."""
+    for i in range(top, bottom):
+        dst = np.uintp(slot + i * cols + lo)
+        start = np.uintp((i - pad_top) * w + lo - pad_left)
+        for t in range(np.uintp(hi - lo)):
+            buf[dst + t] = flat_src[start + t]
+
+
+@helper
 def pad_into(plane, buf, rows, cols, row0, col0, pad_mode, fill):
     """``buf[i * cols + j] = padded(plane)[row0 + i, col0 + j]`` for ``rows x cols`` samples at
     virtual (padded) coordinates, through the boundary rule (``fill`` for zeros)."""
