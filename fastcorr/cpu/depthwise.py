@@ -107,21 +107,21 @@ COPY_WORK = 4
 
 
 @helper
-def _sum_in_lanes(acc, count, lanes):
-    """``sum(acc[:count])`` in a fixed order: LANES interleaved partial sums (a vector loop),
-    then the lanes and the remainder left to right."""
+def _sum_in_lanes(acc, start, count, lanes):
+    """``sum(acc[start:start + count])`` in a fixed order: LANES interleaved partial sums (a
+    vector loop), then the lanes and the remainder left to right."""
     for j in range(LANES):
         lanes[j] = 0
     blocks = count // LANES
     for b in range(blocks):
-        base = np.uintp(b * LANES)
+        base = np.uintp(start + b * LANES)
         for j in range(np.uintp(LANES)):
             lanes[j] += acc[base + j]
     total = lanes[0]
     for j in range(1, LANES):
         total += lanes[j]
     for t in range(blocks * LANES, count):
-        total += acc[t]
+        total += acc[start + t]
     return total
 
 
@@ -139,35 +139,41 @@ def _lay_out(g, framed, base, out_h, out_w, pitch):
 @helper
 def _span_sums(framed, padded, acc, lanes, partial, chunk, co, shifts, count, length, plane):
     """Every tap's sum over the ``count`` images' spans (``framed`` gradients ``length`` apart,
-    padded planes ``plane`` apart) into ``partial[chunk, co, 0]``."""
+    padded planes ``plane`` apart) into ``partial[chunk, co, 0]``: two taps a pass (the last
+    alone when their number is odd), each pass's sums reduced at one place in the code (each
+    place is a copy Numba compiles)."""
     kh, kw = partial.shape[3], partial.shape[4]
     n_taps = kh * kw
-    pairs = n_taps - n_taps % 2
     second = np.uintp(length)  # where the second tap's sums start in ``acc``
-    for m in range(0, pairs, 2):
-        shift0, shift1 = np.uintp(shifts[m]), np.uintp(shifts[m + 1])
-        for t in range(2 * length):
-            acc[t] = 0
-        for k in range(count):
-            g_base = np.uintp(k * length)
-            x_base = np.uintp(k * plane)
+    m = 0
+    while m < n_taps:
+        pair = m + 1 < n_taps
+        shift0 = np.uintp(shifts[m])
+        if pair:
+            shift1 = np.uintp(shifts[m + 1])
+            for t in range(2 * length):
+                acc[t] = 0
+            for k in range(count):
+                g_base = np.uintp(k * length)
+                x_base = np.uintp(k * plane)
+                for t in range(length):
+                    f = framed[g_base + t]
+                    acc[t] += f * padded[x_base + shift0 + t]
+                    acc[second + t] += f * padded[x_base + shift1 + t]
+        else:
             for t in range(length):
-                f = framed[g_base + t]
-                acc[t] += f * padded[x_base + shift0 + t]
-                acc[second + t] += f * padded[x_base + shift1 + t]
-        partial[chunk, co, 0, m // kw, m % kw] = _sum_in_lanes(acc, length, lanes)
-        partial[chunk, co, 0, (m + 1) // kw, (m + 1) % kw] = _sum_in_lanes(
-            acc[second:], length, lanes)
-    for m in range(pairs, n_taps):
-        shift = np.uintp(shifts[m])
-        for t in range(length):
-            acc[t] = 0
-        for k in range(count):
-            g_base = np.uintp(k * length)
-            x_base = np.uintp(k * plane) + shift
-            for t in range(length):
-                acc[t] += framed[g_base + t] * padded[x_base + t]
-        partial[chunk, co, 0, m // kw, m % kw] = _sum_in_lanes(acc, length, lanes)
+                acc[t] = 0
+            for k in range(count):
+                g_base = np.uintp(k * length)
+                x_base = np.uintp(k * plane) + shift0
+                for t in range(length):
+                    acc[t] += framed[g_base + t] * padded[x_base + t]
+        taps = 2 if pair else 1
+        for r in range(taps):
+            tap = m + r
+            partial[chunk, co, 0, tap // kw, tap % kw] = _sum_in_lanes(acc, r * second, length,
+                                                                       lanes)
+        m += taps
 
 
 @kernel
