@@ -206,7 +206,7 @@ def grad_weight_spans(grad_out, x, partial, stride_h, stride_w, pad_top, pad_lef
     branches), at strides into ``line`` first and from there into the phases.
     """
     n_batch = x.shape[0]
-    n_chunks, c_out, _, kh, kw = partial.shape
+    c_out = partial.shape[1]
     out_h, out_w = grad_out.shape[2], grad_out.shape[3]
     c_out_g = c_out // groups
     block = phase_rows * phase_cols
@@ -369,13 +369,15 @@ def grad_weight(grad_out, x, grad_w, plan):
     shifts = tap_shifts(plan, phase_rows, phase_cols, 0)
     maps = boundary_maps(plan, rows, cols)
     if (sh, sw) == (1, 1) and plan.pad_mode == v.ZEROS:
+        _, _, lo, hi = maps  # (the columns inside the frame)
+
         def framed_scratch():
             padded, _, framed, acc, lanes = scratch()
             return padded, framed, acc, lanes
 
         _pool.run(grad_weight_spans_framed, tasks, grad_out, x, partial, plan.pad_top,
                   plan.pad_left, plan.dtype.type(plan.fill), plan.groups, per_chunk, rows,
-                  cols, shifts, maps[2], maps[3], work=work, scratch=framed_scratch)
+                  cols, shifts, lo, hi, work=work, scratch=framed_scratch)
     else:
         _pool.run(grad_weight_spans, tasks, grad_out, x, partial, sh, sw, *common, rows, cols,
                   phase_rows, phase_cols, shifts, *maps, work=work, scratch=scratch)

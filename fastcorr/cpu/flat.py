@@ -53,8 +53,8 @@ from .. import _memory
 from .._validate import ZEROS
 from . import _pool, depthwise
 from ._indexing import (boundary_maps, column_phases, copy_inside, copy_with_maps,
-                        in_range_span,
-                        phase_extent, phase_row, phase_row_starts, shared_frame, tap_shifts)
+                        in_range_span, phase_extent, phase_row, phase_row_starts, shared_frame,
+                        tap_shifts)
 from ._jit import helper, kernel
 
 #: The vector loops run over a multiple of this many samples (the samples past the span are
@@ -313,13 +313,15 @@ def correlate(x, weight, bias, out, plan):
     work = out.size * c_in_g * kh * kw + PLANE_WORK * n * c_out
     tasks = plan.groups * -(-n // stack)
     if plan.stride == (1, 1) and plan.pad_mode == ZEROS:
+        _, _, lo, hi = maps  # (the columns inside the frame)
+
         def framed_scratch():
             return (_memory.zeros(c_in_g * stack * plane + reach, dtype=plan.dtype),
                     _memory.empty(stack * block + LANES, dtype=plan.dtype))
 
         _pool.run(correlate_flat_framed, tasks, x, weight.reshape(c_out, c_in_g * kh * kw),
                   bias, out, plan.pad_top, plan.pad_left, plan.dtype.type(plan.fill),
-                  c_out // plan.groups, rows, cols, stack, shifts, maps[2], maps[3], work=work,
+                  c_out // plan.groups, rows, cols, stack, shifts, lo, hi, work=work,
                   scratch=framed_scratch)
         return out
 
