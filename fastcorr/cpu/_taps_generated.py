@@ -50,7 +50,7 @@ def correlate_w1(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
                     p0 = 0
-                    if sh == 1 and dh == 1 and kh >= 2:
+                    if sh == 1 and dh == 1:
                         while p0 + 2 <= kh:
                             w0_0 = weight[wb + (p0 + 0) * 1 + 0]
                             w1_0 = weight[wb + (p0 + 1) * 1 + 0]
@@ -78,12 +78,6 @@ def correlate_w1(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                                 acc[np.uintp(1056) + t] = s2
                                 acc[np.uintp(1584) + t] = s3
                             p0 += 2
-                    else:  # the first pass takes one row: it starts from the bias in acc
-                        for t in range(width):
-                            acc[np.uintp(0) + t] = b
-                            acc[np.uintp(528) + t] = b
-                            acc[np.uintp(1056) + t] = b
-                            acc[np.uintp(1584) + t] = b
                     while p0 < kh:
                         w0_0 = weight[wb + (p0 + 0) * 1 + 0]
                         d0 = np.uintp(0 * dw)
@@ -92,10 +86,10 @@ def correlate_w1(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                         a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
                         a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
                         for t in range(width):
-                            s0 = acc[np.uintp(0) + t]
-                            s1 = acc[np.uintp(528) + t]
-                            s2 = acc[np.uintp(1056) + t]
-                            s3 = acc[np.uintp(1584) + t]
+                            s0 = b if p0 == 0 else acc[np.uintp(0) + t]
+                            s1 = b if p0 == 0 else acc[np.uintp(528) + t]
+                            s2 = b if p0 == 0 else acc[np.uintp(1056) + t]
+                            s3 = b if p0 == 0 else acc[np.uintp(1584) + t]
                             s0 = s0 + w0_0 * buf[a0 + d0 + t]
                             s1 = s1 + w0_0 * buf[a1 + d0 + t]
                             s2 = s2 + w0_0 * buf[a2 + d0 + t]
@@ -149,7 +143,7 @@ def correlate_w2(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
                     p0 = 0
-                    if sh == 1 and dh == 1 and kh >= 2:
+                    if sh == 1 and dh == 1:
                         while p0 + 2 <= kh:
                             w0_0 = weight[wb + (p0 + 0) * 2 + 0]
                             w0_1 = weight[wb + (p0 + 0) * 2 + 1]
@@ -188,12 +182,6 @@ def correlate_w2(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                                 acc[np.uintp(1056) + t] = s2
                                 acc[np.uintp(1584) + t] = s3
                             p0 += 2
-                    else:  # the first pass takes one row: it starts from the bias in acc
-                        for t in range(width):
-                            acc[np.uintp(0) + t] = b
-                            acc[np.uintp(528) + t] = b
-                            acc[np.uintp(1056) + t] = b
-                            acc[np.uintp(1584) + t] = b
                     while p0 < kh:
                         w0_0 = weight[wb + (p0 + 0) * 2 + 0]
                         w0_1 = weight[wb + (p0 + 0) * 2 + 1]
@@ -204,10 +192,10 @@ def correlate_w2(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                         a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
                         a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
                         for t in range(width):
-                            s0 = acc[np.uintp(0) + t]
-                            s1 = acc[np.uintp(528) + t]
-                            s2 = acc[np.uintp(1056) + t]
-                            s3 = acc[np.uintp(1584) + t]
+                            s0 = b if p0 == 0 else acc[np.uintp(0) + t]
+                            s1 = b if p0 == 0 else acc[np.uintp(528) + t]
+                            s2 = b if p0 == 0 else acc[np.uintp(1056) + t]
+                            s3 = b if p0 == 0 else acc[np.uintp(1584) + t]
                             s0 = s0 + w0_0 * buf[a0 + d0 + t]
                             s1 = s1 + w0_0 * buf[a1 + d0 + t]
                             s2 = s2 + w0_0 * buf[a2 + d0 + t]
@@ -265,7 +253,7 @@ def correlate_w3(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
                     p0 = 0
-                    if sh == 1 and dh == 1 and kh >= 2:
+                    if sh == 1 and dh == 1:
                         while p0 + 2 <= kh:
                             w0_0 = weight[wb + (p0 + 0) * 3 + 0]
                             w0_1 = weight[wb + (p0 + 0) * 3 + 1]
@@ -315,12 +303,6 @@ def correlate_w3(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                                 acc[np.uintp(1056) + t] = s2
                                 acc[np.uintp(1584) + t] = s3
                             p0 += 2
-                    else:  # the first pass takes one row: it starts from the bias in acc
-                        for t in range(width):
-                            acc[np.uintp(0) + t] = b
-                            acc[np.uintp(528) + t] = b
-                            acc[np.uintp(1056) + t] = b
-                            acc[np.uintp(1584) + t] = b
                     while p0 < kh:
                         w0_0 = weight[wb + (p0 + 0) * 3 + 0]
                         w0_1 = weight[wb + (p0 + 0) * 3 + 1]
@@ -333,10 +315,10 @@ def correlate_w3(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                         a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
                         a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
                         for t in range(width):
-                            s0 = acc[np.uintp(0) + t]
-                            s1 = acc[np.uintp(528) + t]
-                            s2 = acc[np.uintp(1056) + t]
-                            s3 = acc[np.uintp(1584) + t]
+                            s0 = b if p0 == 0 else acc[np.uintp(0) + t]
+                            s1 = b if p0 == 0 else acc[np.uintp(528) + t]
+                            s2 = b if p0 == 0 else acc[np.uintp(1056) + t]
+                            s3 = b if p0 == 0 else acc[np.uintp(1584) + t]
                             s0 = s0 + w0_0 * buf[a0 + d0 + t]
                             s1 = s1 + w0_0 * buf[a1 + d0 + t]
                             s2 = s2 + w0_0 * buf[a2 + d0 + t]
@@ -398,7 +380,7 @@ def correlate_w4(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
                     p0 = 0
-                    if sh == 1 and dh == 1 and kh >= 2:
+                    if sh == 1 and dh == 1:
                         while p0 + 2 <= kh:
                             w0_0 = weight[wb + (p0 + 0) * 4 + 0]
                             w0_1 = weight[wb + (p0 + 0) * 4 + 1]
@@ -459,12 +441,6 @@ def correlate_w4(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                                 acc[np.uintp(1056) + t] = s2
                                 acc[np.uintp(1584) + t] = s3
                             p0 += 2
-                    else:  # the first pass takes one row: it starts from the bias in acc
-                        for t in range(width):
-                            acc[np.uintp(0) + t] = b
-                            acc[np.uintp(528) + t] = b
-                            acc[np.uintp(1056) + t] = b
-                            acc[np.uintp(1584) + t] = b
                     while p0 < kh:
                         w0_0 = weight[wb + (p0 + 0) * 4 + 0]
                         w0_1 = weight[wb + (p0 + 0) * 4 + 1]
@@ -479,10 +455,10 @@ def correlate_w4(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                         a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
                         a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
                         for t in range(width):
-                            s0 = acc[np.uintp(0) + t]
-                            s1 = acc[np.uintp(528) + t]
-                            s2 = acc[np.uintp(1056) + t]
-                            s3 = acc[np.uintp(1584) + t]
+                            s0 = b if p0 == 0 else acc[np.uintp(0) + t]
+                            s1 = b if p0 == 0 else acc[np.uintp(528) + t]
+                            s2 = b if p0 == 0 else acc[np.uintp(1056) + t]
+                            s3 = b if p0 == 0 else acc[np.uintp(1584) + t]
                             s0 = s0 + w0_0 * buf[a0 + d0 + t]
                             s1 = s1 + w0_0 * buf[a1 + d0 + t]
                             s2 = s2 + w0_0 * buf[a2 + d0 + t]
@@ -548,7 +524,7 @@ def correlate_w5(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
                     p0 = 0
-                    if sh == 1 and dh == 1 and kh >= 2:
+                    if sh == 1 and dh == 1:
                         while p0 + 2 <= kh:
                             w0_0 = weight[wb + (p0 + 0) * 5 + 0]
                             w0_1 = weight[wb + (p0 + 0) * 5 + 1]
@@ -620,12 +596,6 @@ def correlate_w5(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                                 acc[np.uintp(1056) + t] = s2
                                 acc[np.uintp(1584) + t] = s3
                             p0 += 2
-                    else:  # the first pass takes one row: it starts from the bias in acc
-                        for t in range(width):
-                            acc[np.uintp(0) + t] = b
-                            acc[np.uintp(528) + t] = b
-                            acc[np.uintp(1056) + t] = b
-                            acc[np.uintp(1584) + t] = b
                     while p0 < kh:
                         w0_0 = weight[wb + (p0 + 0) * 5 + 0]
                         w0_1 = weight[wb + (p0 + 0) * 5 + 1]
@@ -642,10 +612,10 @@ def correlate_w5(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                         a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
                         a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
                         for t in range(width):
-                            s0 = acc[np.uintp(0) + t]
-                            s1 = acc[np.uintp(528) + t]
-                            s2 = acc[np.uintp(1056) + t]
-                            s3 = acc[np.uintp(1584) + t]
+                            s0 = b if p0 == 0 else acc[np.uintp(0) + t]
+                            s1 = b if p0 == 0 else acc[np.uintp(528) + t]
+                            s2 = b if p0 == 0 else acc[np.uintp(1056) + t]
+                            s3 = b if p0 == 0 else acc[np.uintp(1584) + t]
                             s0 = s0 + w0_0 * buf[a0 + d0 + t]
                             s1 = s1 + w0_0 * buf[a1 + d0 + t]
                             s2 = s2 + w0_0 * buf[a2 + d0 + t]
@@ -715,7 +685,7 @@ def correlate_w6(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
                     p0 = 0
-                    if sh == 1 and dh == 1 and kh >= 2:
+                    if sh == 1 and dh == 1:
                         while p0 + 2 <= kh:
                             w0_0 = weight[wb + (p0 + 0) * 6 + 0]
                             w0_1 = weight[wb + (p0 + 0) * 6 + 1]
@@ -798,12 +768,6 @@ def correlate_w6(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                                 acc[np.uintp(1056) + t] = s2
                                 acc[np.uintp(1584) + t] = s3
                             p0 += 2
-                    else:  # the first pass takes one row: it starts from the bias in acc
-                        for t in range(width):
-                            acc[np.uintp(0) + t] = b
-                            acc[np.uintp(528) + t] = b
-                            acc[np.uintp(1056) + t] = b
-                            acc[np.uintp(1584) + t] = b
                     while p0 < kh:
                         w0_0 = weight[wb + (p0 + 0) * 6 + 0]
                         w0_1 = weight[wb + (p0 + 0) * 6 + 1]
@@ -822,10 +786,10 @@ def correlate_w6(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                         a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
                         a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
                         for t in range(width):
-                            s0 = acc[np.uintp(0) + t]
-                            s1 = acc[np.uintp(528) + t]
-                            s2 = acc[np.uintp(1056) + t]
-                            s3 = acc[np.uintp(1584) + t]
+                            s0 = b if p0 == 0 else acc[np.uintp(0) + t]
+                            s1 = b if p0 == 0 else acc[np.uintp(528) + t]
+                            s2 = b if p0 == 0 else acc[np.uintp(1056) + t]
+                            s3 = b if p0 == 0 else acc[np.uintp(1584) + t]
                             s0 = s0 + w0_0 * buf[a0 + d0 + t]
                             s1 = s1 + w0_0 * buf[a1 + d0 + t]
                             s2 = s2 + w0_0 * buf[a2 + d0 + t]
@@ -899,7 +863,7 @@ def correlate_w7(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
                     p0 = 0
-                    if sh == 1 and dh == 1 and kh >= 2:
+                    if sh == 1 and dh == 1:
                         while p0 + 2 <= kh:
                             w0_0 = weight[wb + (p0 + 0) * 7 + 0]
                             w0_1 = weight[wb + (p0 + 0) * 7 + 1]
@@ -993,12 +957,6 @@ def correlate_w7(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                                 acc[np.uintp(1056) + t] = s2
                                 acc[np.uintp(1584) + t] = s3
                             p0 += 2
-                    else:  # the first pass takes one row: it starts from the bias in acc
-                        for t in range(width):
-                            acc[np.uintp(0) + t] = b
-                            acc[np.uintp(528) + t] = b
-                            acc[np.uintp(1056) + t] = b
-                            acc[np.uintp(1584) + t] = b
                     while p0 < kh:
                         w0_0 = weight[wb + (p0 + 0) * 7 + 0]
                         w0_1 = weight[wb + (p0 + 0) * 7 + 1]
@@ -1019,10 +977,10 @@ def correlate_w7(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                         a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
                         a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
                         for t in range(width):
-                            s0 = acc[np.uintp(0) + t]
-                            s1 = acc[np.uintp(528) + t]
-                            s2 = acc[np.uintp(1056) + t]
-                            s3 = acc[np.uintp(1584) + t]
+                            s0 = b if p0 == 0 else acc[np.uintp(0) + t]
+                            s1 = b if p0 == 0 else acc[np.uintp(528) + t]
+                            s2 = b if p0 == 0 else acc[np.uintp(1056) + t]
+                            s3 = b if p0 == 0 else acc[np.uintp(1584) + t]
                             s0 = s0 + w0_0 * buf[a0 + d0 + t]
                             s1 = s1 + w0_0 * buf[a1 + d0 + t]
                             s2 = s2 + w0_0 * buf[a2 + d0 + t]
@@ -1100,7 +1058,7 @@ def correlate_w8(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                     o2 = np.uintp(op + (i0 + 2) * o_pitch + j0)
                     o3 = np.uintp(op + (i0 + 3) * o_pitch + j0)
                     p0 = 0
-                    if sh == 1 and dh == 1 and kh >= 2:
+                    if sh == 1 and dh == 1:
                         while p0 + 2 <= kh:
                             w0_0 = weight[wb + (p0 + 0) * 8 + 0]
                             w0_1 = weight[wb + (p0 + 0) * 8 + 1]
@@ -1205,12 +1163,6 @@ def correlate_w8(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                                 acc[np.uintp(1056) + t] = s2
                                 acc[np.uintp(1584) + t] = s3
                             p0 += 2
-                    else:  # the first pass takes one row: it starts from the bias in acc
-                        for t in range(width):
-                            acc[np.uintp(0) + t] = b
-                            acc[np.uintp(528) + t] = b
-                            acc[np.uintp(1056) + t] = b
-                            acc[np.uintp(1584) + t] = b
                     while p0 < kh:
                         w0_0 = weight[wb + (p0 + 0) * 8 + 0]
                         w0_1 = weight[wb + (p0 + 0) * 8 + 1]
@@ -1233,10 +1185,10 @@ def correlate_w8(x, weight, bias, out, c_out, out_h, out_w, pad_left, row_map, c
                         a2 = np.uintp(sp + ((i0 + 2) * sh + p0 * dh) * s_pitch + j0)
                         a3 = np.uintp(sp + ((i0 + 3) * sh + p0 * dh) * s_pitch + j0)
                         for t in range(width):
-                            s0 = acc[np.uintp(0) + t]
-                            s1 = acc[np.uintp(528) + t]
-                            s2 = acc[np.uintp(1056) + t]
-                            s3 = acc[np.uintp(1584) + t]
+                            s0 = b if p0 == 0 else acc[np.uintp(0) + t]
+                            s1 = b if p0 == 0 else acc[np.uintp(528) + t]
+                            s2 = b if p0 == 0 else acc[np.uintp(1056) + t]
+                            s3 = b if p0 == 0 else acc[np.uintp(1584) + t]
                             s0 = s0 + w0_0 * buf[a0 + d0 + t]
                             s1 = s1 + w0_0 * buf[a1 + d0 + t]
                             s2 = s2 + w0_0 * buf[a2 + d0 + t]
