@@ -13,8 +13,8 @@
   repeatable. A non-finite result is computed again plane row by plane row
   (:func:`grad_weight_planes`), reading only the samples each tap uses. Zero padding at
   unit strides has a kernel of its own (:func:`grad_weight_spans_framed`, the same sums
-  without the other copies, which Numba would compile whether they run or not). Strided layers by
-  phases, against the row by row kernel (Zen 4, float32, batch 8, ms): 5x5/2 at 672
+  without the other copies, which Numba would compile whether they run or not). Strided
+  layers by phases, against the row by row kernel (Zen 4, float32, batch 8, ms): 5x5/2 at 672
   channels on 14^2 2.5 -> 1.8, at 240 on 28^2 3.7 -> 1.9, 7x7/2 at 64 on 112^2 22.5 ->
   10.6, 3x3/2 at 96 on 112^2 8.1 -> 6.3.
 """
