@@ -310,25 +310,25 @@ def correlate(x, weight, bias, out, plan):
     # past the last block, the vector loops read as far as the farthest tap reaches
     reach = (kh - 1) * plan.dilation[0] * phase_cols + (kw - 1) * plan.dilation[1] + LANES
 
+    def scratch():
+        return (_memory.zeros(c_in_g * stack * plane + reach, dtype=plan.dtype),
+                _memory.empty(rows * cols if plan.stride != (1, 1) else 1, dtype=plan.dtype),
+                _memory.empty(stack * block + LANES, dtype=plan.dtype))
+
     work = out.size * c_in_g * kh * kw + PLANE_WORK * n * c_out
     tasks = plan.groups * -(-n // stack)
     if plan.stride == (1, 1) and plan.pad_mode == ZEROS:
         _, _, lo, hi = maps  # (the columns inside the frame)
 
         def framed_scratch():
-            return (_memory.zeros(c_in_g * stack * plane + reach, dtype=plan.dtype),
-                    _memory.empty(stack * block + LANES, dtype=plan.dtype))
+            padded, _, acc = scratch()
+            return padded, acc
 
         _pool.run(correlate_flat_framed, tasks, x, weight.reshape(c_out, c_in_g * kh * kw),
                   bias, out, plan.pad_top, plan.pad_left, plan.dtype.type(plan.fill),
                   c_out // plan.groups, rows, cols, stack, shifts, lo, hi, work=work,
                   scratch=framed_scratch)
         return out
-
-    def scratch():
-        return (_memory.zeros(c_in_g * stack * plane + reach, dtype=plan.dtype),
-                _memory.empty(rows * cols if plan.stride != (1, 1) else 1, dtype=plan.dtype),
-                _memory.empty(stack * block + LANES, dtype=plan.dtype))
 
     _pool.run(correlate_flat, tasks, x,
               weight.reshape(c_out, c_in_g * kh * kw), bias, out, *plan.stride,
