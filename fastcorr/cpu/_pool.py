@@ -110,30 +110,3 @@ def run(kernel, n_tasks, *args, work=None, scratch=None):
         wait(futures)  # every range done before an error is raised or the arrays are freed
     for future in futures:
         future.result()
-
-
-def map_calls(function, items):
-    """Call ``function(item)`` for every item, spread over fastcorr's threads (items taken in
-    order, ``count`` contiguous groups); returns the results in order. For Python-level work
-    that releases the GIL (NumPy's FFTs and matrix products)."""
-    items = list(items)
-    if not items:
-        return []
-    count = thread_count(len(items))
-    if count == 1:
-        return [function(item) for item in items]
-    groups = ranges(len(items), count)
-
-    def lane(lo, hi):
-        return [function(item) for item in items[lo:hi]]
-
-    pool = _pool()
-    futures = [pool.submit(lane, lo, hi) for lo, hi in groups[1:]]
-    try:
-        first = lane(*groups[0])
-    finally:
-        wait(futures)
-    results = first
-    for future in futures:
-        results += future.result()
-    return results

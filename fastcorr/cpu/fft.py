@@ -1,4 +1,6 @@
-"""The "fft" implementation: correlation through NumPy's FFT (pocketfft), tile by tile.
+"""The "fft" implementation: correlation through DUCC0's FFT (the C++ library behind
+``scipy.fft``, called from Numba through rocket-fft: :mod:`fastcorr.cpu.fft_tiles`), tile by
+tile, in the plan's precision.
 
 Stride-1 plans (any padding, boundary rule, dilation and groups):
 
@@ -12,14 +14,17 @@ Stride-1 plans (any padding, boundary rule, dilation and groups):
 - weight gradient: the padded input correlated with the output gradient at one FFT size
   covering the plane, summed over the batch in the Fourier domain, in image order.
 
-Tiles (and images) are spread over fastcorr's threads (:func:`fastcorr.cpu._pool.map_calls`):
-NumPy's FFTs release the GIL. The tiling depends on the shape only, each output is computed by
-one tile, so results are bitwise the same at any thread count.
+Tiles (and images, and the planes of whole-plane transforms) are spread over fastcorr's
+threads (:func:`fastcorr.cpu._pool.run`), each transform single-threaded inside a kernel that
+releases the GIL. The tiling depends on the shape only, each output is computed by one tile,
+and the weight gradient's sum runs in image order, so results are bitwise the same at any
+thread count.
 
 **Accuracy.** The FFT's error is not tied to each output's own terms: it is bounded relative
 to the whole input's scale, about ``eps * log2(T) * max|x| * sum|w|`` (``eps`` of the
-computation's dtype). fastcorr's tests hold it to ``1e-5`` (float32) and ``1e-12``
-(float64) of ``max|in1| * sum|in2|``. A non-finite input spreads through every output of its
+plan's dtype: float32 plans transform in single precision, measured 2-4e-7 of that scale on
+2048^2 images with 31x31 and 63x63 kernels). fastcorr's tests hold it to ``1e-5`` (float32)
+and ``1e-12`` (float64) of ``max|in1| * sum|in2|``. A non-finite input spreads through every output of its
 tile, so ``method="fft"`` refuses inputs with NaN or infinity and ``"auto"`` computes them
 directly.
 """
@@ -35,9 +40,9 @@ from . import _pool
 from .rows import fold_planes, pad_planes
 
 #: FFT tile edges: at least four kernel extents and TILE, at most MAX_TILE unless the kernel
-#: needs more. NumPy's 2-D transforms slow down past a few hundred samples an edge (measured:
-#: a 2048^2 image with a 31x31 kernel takes 30 ms in tiles of 256-512, 80 ms in tiles of
-#: 1024, 130 ms in one transform), so tiles stay small and many.
+#: needs more. Tiles that stay in L2 are fastest (measured, float32 2048^2 and 4096^2 images,
+#: 15x15 to 63x63 kernels: edges of 256-384 within 10% of the best, 512 10-40% slower, 640-768
+#: 25-60% slower on an AVX-512 Xeon with 2 MiB of L2 a core), so tiles stay small and many.
 TILE = 256
 MAX_TILE = 512
 #: Bytes of Fourier-domain operands (kernel transforms, one tile's planes) the path may hold.
@@ -46,7 +51,7 @@ MEMORY_BUDGET = 1 << 30
 
 @functools.lru_cache(maxsize=4096)
 def next_fast_len(n):
-    """The smallest even ``m >= n`` whose prime factors are 2, 3 and 5 (fast for pocketfft)."""
+    """The smallest even ``m >= n`` whose prime factors are 2, 3 and 5 (fast for DUCC0)."""
     best = None
     p5 = 1
     while p5 < 2 * n:
@@ -100,50 +105,66 @@ def check_finite(*arrays):
                              "'auto', which computes such inputs directly)")
 
 
-_local = threading.local()
-#: numpy.fft takes ``out=`` from NumPy 2.0
-_FFT_OUT = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+def _buffers(*shapes_and_dtypes):
+    """A ``scratch`` maker for :func:`fastcorr.cpu._pool.run`: each call makes the next
+    range's arrays of the given ``(shape, dtype)``s, kept per calling thread and range and
+    reused by later calls of the same shapes.
 
-
-def _scratch(slot, shape, dtype):
-    """A per-thread array for ``slot``, reused by every tile and call of the same shape.
-
-    A tile's arrays are a few MiB; allocated afresh for every tile, each costs the allocator
+    A tile's arrays are a few MiB; allocated afresh for every call, each costs the allocator
     an ``mmap``, page faults and an ``munmap`` wherever the process returns memory to the
     system eagerly (dask.distributed's workers set ``MALLOC_TRIM_THRESHOLD_``: a 4096^2
-    block with a 31x31 kernel took 0.83 s there against 0.23 s, now the same).
+    block with a 31x31 kernel took 0.83 s there against 0.23 s, now the same). The ranges of
+    one call are made on the calling thread, which waits for all of them, so two calls never
+    share an array.
     """
-    buffers = _local.__dict__.setdefault("buffers", {})
-    buf = buffers.get(slot)
-    if buf is None or buf.shape != shape or buf.dtype != dtype:
-        buf = _memory.empty(shape, dtype)
-        # (arrays too large to keep between calls are allocated per use: a thread holds at
-        # most SCRATCH_BYTES per slot once the call is over)
-        buffers[slot] = buf if buf.nbytes <= SCRATCH_BYTES else None
-    return buf
+    kept = _local.__dict__.setdefault("buffers", {})  # range index -> (shapes, arrays)
+    made = iter(range(1 << 30))
+
+    def scratch():
+        index = next(made)
+        shapes, arrays = kept.get(index, (None, None))
+        if shapes != shapes_and_dtypes:
+            arrays = tuple(_memory.empty(shape, dtype) for shape, dtype in shapes_and_dtypes)
+            # (only the latest shapes are kept, and only up to SCRATCH_BYTES a range)
+            kept.pop(index, None)
+            if sum(a.nbytes for a in arrays) <= SCRATCH_BYTES:
+                kept[index] = (shapes_and_dtypes, arrays)
+        return arrays
+
+    return scratch
 
 
-#: The largest array :func:`_scratch` keeps for reuse (per thread and slot).
-SCRATCH_BYTES = 32 << 20
+_local = threading.local()
+#: The most bytes of one range's arrays :func:`_buffers` keeps for reuse (per thread).
+SCRATCH_BYTES = 64 << 20
 
 
-def _rfft2(a, out):
-    """``np.fft.rfft2(a)`` by its own steps (the real transform along the rows, then the
-    transform along the columns), into ``out`` through a second scratch array: NumPy copies
-    an input that overlaps its output, so neither step runs in place."""
-    if not _FFT_OUT or out.dtype != np.result_type(a.dtype, np.complex64):
-        return np.fft.rfft2(a)
-    rows = np.fft.rfft(a, axis=-1, out=_scratch("rfft rows", out.shape, out.dtype))
-    return np.fft.fft(rows, axis=-2, out=out)
+def _complex(dtype):
+    return np.result_type(dtype, np.complex64)
 
 
-def _irfft2(a, s, out):
-    """``np.fft.irfft2(a, s)`` by its own steps (the inverse along the columns, then the real
-    inverse along the rows), into ``out`` through a second scratch array."""
-    if not _FFT_OUT or out.dtype != np.result_type(a.real.dtype, np.float32):
-        return np.fft.irfft2(a, s=s)
-    cols = np.fft.ifft(a, s[0], axis=-2, out=_scratch("irfft cols", a.shape, a.dtype))
-    return np.fft.irfft(cols, s[1], axis=-1, out=out)
+def _spectra(planes, shape, conjugate=False):
+    """``rfft2`` of every plane of ``planes`` (P, h, w) zero-padded to ``shape`` (rows,
+    cols), conjugated if asked: (P, rows, cols // 2 + 1), in the planes' precision."""
+    from . import fft_tiles
+
+    planes = np.ascontiguousarray(planes)
+    rows, cols = shape
+    out = _memory.empty((planes.shape[0], rows, cols // 2 + 1), _complex(planes.dtype))
+    _pool.run(fft_tiles.spectra, planes.shape[0], planes, out, conjugate,
+              work=planes.shape[0] * rows * cols * 20,
+              scratch=_buffers(((1, rows, cols), planes.dtype)))
+    return out
+
+
+def _inverse(spectrum, shape, dtype):
+    """``irfft2`` of every plane of ``spectrum`` (P, rows, cols // 2 + 1) at ``shape``."""
+    from . import fft_tiles
+
+    planes = _memory.empty((spectrum.shape[0],) + tuple(shape), dtype)
+    _pool.run(fft_tiles.inverse_planes, spectrum.shape[0], np.ascontiguousarray(spectrum),
+              planes, work=planes.size * 20)
+    return planes
 
 
 def _dilated(weight, dilation):
@@ -170,49 +191,27 @@ def _padded(x, plan, rows, cols, row0, col0, pad_mode, fill):
 def _valid_correlation(xpad, weight, groups, out, bias=None):
     """``out[n, co] = bias[co] + sum_ci valid_corr(xpad[n, g * Cig + ci], weight[co, ci])``
     by overlap-save; ``weight`` is (C_out, C_in_g, kHe, kWe), ``out`` (N, C_out, oh, ow)."""
+    from . import fft_tiles
+
     n_batch, c_in, hp, wp = xpad.shape
     c_out, c_in_g, keh, kew = weight.shape
     out_h, out_w = out.shape[2:]
     th, tw = tile_size(keh, hp), tile_size(kew, wp)
     step_h, step_w = th - keh + 1, tw - kew + 1
-    c_out_g = c_out // groups
-    # The Fourier domain is float64 for float32 plans too: NumPy 2.4's single-precision
-    # forward transforms rebuild their plan on every call (two allocations each, and 4.7 ms
-    # against 1.0 ms in float64 for a 512^2 tile here), and the error bound only improves.
-    real = np.float64
-    k_f = np.conj(np.fft.rfft2(weight.astype(real), s=(th, tw)))  # (C_out, C_in_g, th, tw/2+1)
-    k_f = k_f.reshape(groups, c_out_g, c_in_g, th, tw // 2 + 1)
-    tiles = [(n, a, b) for n in range(n_batch) for a in range(0, out_h, step_h)
-             for b in range(0, out_w, step_w)]
-
-    spectrum = np.result_type(real, np.complex64)
+    real, spectrum = xpad.dtype, _complex(xpad.dtype)
     half = tw // 2 + 1
-
-    def tile(job):
-        n, a, b = job
-        src = xpad[n, :, a:a + th, b:b + tw]
-        block = _scratch("block", (c_in, th, tw), real)
-        rows_in, cols_in = src.shape[1:]
-        block[:, :rows_in, :cols_in] = src
-        block[:, rows_in:, :] = 0  # (an edge tile: zeros past the input)
-        block[:, :rows_in, cols_in:] = 0
-        x_f = _rfft2(block, _scratch("x_f", (c_in, th, half), spectrum))
-        x_f = x_f.reshape(groups, c_in_g, th, half)
-        y_f = _scratch("y_f", (groups, c_out_g, th, half), spectrum)
-        if c_in_g == 1:
-            np.multiply(k_f[:, :, 0], x_f, out=y_f)  # each group's plane times its kernels
-        else:
-            np.einsum("goif,gif->gof", k_f.reshape(groups, c_out_g, c_in_g, -1),
-                      x_f.reshape(groups, c_in_g, -1), out=y_f.reshape(groups, c_out_g, -1))
-        y = _irfft2(y_f.reshape(c_out, th, half), (th, tw),
-                    _scratch("y", (c_out, th, tw), real))
-        rows, cols = min(step_h, out_h - a), min(step_w, out_w - b)
-        target = out[n, :, a:a + rows, b:b + cols]
-        target[...] = y[:, :rows, :cols]
-        if bias is not None:
-            target += bias[:, None, None]
-
-    _pool.map_calls(tile, tiles)
+    # the kernels' conjugate transforms, once per call for every tile and image
+    k_f = _spectra(weight.astype(real, copy=False).reshape(c_out * c_in_g, keh, kew),
+                   (th, tw), conjugate=True)
+    k_f = k_f.reshape(c_out, c_in_g, th, half)
+    tiles_h, tiles_w = -(-out_h // step_h), -(-out_w // step_w)
+    bias = np.zeros(c_out, real) if bias is None else bias.astype(real, copy=False)
+    tasks = n_batch * tiles_h * tiles_w
+    per_tile = (c_in + c_out) * th * tw * 20 + c_out * c_in_g * th * half * 4
+    _pool.run(fft_tiles.overlap_save, tasks, np.ascontiguousarray(xpad), k_f, groups, bias, out,
+              step_h, step_w, tiles_w, tiles_h * tiles_w, work=tasks * per_tile,
+              scratch=_buffers(((c_in, th, tw), real), ((c_in, th, half), spectrum),
+                               ((c_out, th, half), spectrum), ((c_out, th, tw), real)))
     return out
 
 
@@ -250,7 +249,7 @@ def grad_input(grad_out, weight, grad_x, plan):
 
 def grad_weight(grad_out, x, grad_w, plan):
     """Write the gradient with respect to the weights into ``grad_w`` (overwritten)."""
-    n_batch = plan.input_shape[0]
+    n_batch, c_in = plan.input_shape[:2]
     c_out, c_in_g, kh, kw = plan.weight_shape
     dh, dw = plan.dilation
     groups = plan.groups
@@ -260,17 +259,21 @@ def grad_weight(grad_out, x, grad_w, plan):
     xpad = _padded(x, plan, hp, wp, -plan.pad_top, -plan.pad_left, plan.pad_mode, plan.fill)
     fh, fw = next_fast_len(hp), next_fast_len(wp)
     c_out_g = c_out // groups
-
-    def image(n):
-        x_f = np.fft.rfft2(xpad[n], s=(fh, fw)).reshape(groups, c_in_g, -1)
-        g_f = np.conj(np.fft.rfft2(grad_out[n], s=(fh, fw))).reshape(groups, c_out_g, -1)
-        return np.einsum("goF,giF->goiF", g_f, x_f)
-
-    total = None
-    per_round = max(1, _pool.thread_count(n_batch))
-    for first in range(0, n_batch, per_round):  # a few images at a time, added in order
-        for product in _pool.map_calls(image, range(first, min(n_batch, first + per_round))):
-            total = product if total is None else total + product
-    full = np.fft.irfft2(total.reshape(c_out, c_in_g, fh, fw // 2 + 1), s=(fh, fw))
-    grad_w[...] = full[:, :, :keh:dh, :kew:dw]
+    half = fw // 2 + 1
+    total = np.zeros((groups, c_out_g, c_in_g, fh * half), _complex(plan.dtype))
+    # a few images at a time (their spectra within MEMORY_BUDGET), summed in image order:
+    # the same bits at any thread count
+    per_image = (c_in + c_out) * fh * half * total.itemsize
+    chunk = max(1, min(n_batch, MEMORY_BUDGET // (4 * per_image)))
+    for first in range(0, n_batch, chunk):
+        last = min(n_batch, first + chunk)
+        x_f = _spectra(xpad[first:last].reshape(-1, hp, wp), (fh, fw))
+        g_f = _spectra(np.ascontiguousarray(grad_out[first:last]).reshape(-1, out_h, out_w),
+                       (fh, fw), conjugate=True)
+        x_f = x_f.reshape(last - first, groups, c_in_g, -1)
+        g_f = g_f.reshape(last - first, groups, c_out_g, -1)
+        for n in range(last - first):
+            total += np.einsum("goF,giF->goiF", g_f[n], x_f[n])
+    full = _inverse(total.reshape(c_out * c_in_g, fh, fw // 2 + 1), (fh, fw), plan.dtype)
+    grad_w[...] = full.reshape(c_out, c_in_g, fh, fw)[:, :, :keh:dh, :kew:dw]
     return grad_w
