@@ -116,3 +116,21 @@ def test_auto_follows_the_cost_model_and_choose_method():
         assert ran[0].method == method
     method, times = fastcorr.choose_method(*small, measure=True)
     assert method in times and set(times) == {"direct", "fft"}
+
+
+def test_scratch_is_reused_per_range_and_bounded(monkeypatch):
+    """The tiles' scratch: the same shapes get the same arrays back (per range index), new
+    shapes replace them, and arrays over SCRATCH_BYTES are never kept."""
+    small = (((2, 8, 8), np.float32), ((2, 8, 5), np.complex64))
+    first = fft._buffers(*small)
+    a0, a1 = first(), first()
+    assert a0[0] is not a1[0]  # two ranges of one call never share arrays
+    again = fft._buffers(*small)
+    assert again()[0] is a0[0] and again()[1] is a1[1]
+    other = fft._buffers(((3, 8, 8), np.float32))
+    assert other()[0].shape == (3, 8, 8)
+    assert fft._buffers(*small)()[0] is not a0[0]  # range 0 now holds the newer shapes only
+    monkeypatch.setattr(fft, "SCRATCH_BYTES", 100)
+    big = fft._buffers(((64,), np.float64))
+    b = big()[0]
+    assert fft._buffers(((64,), np.float64))()[0] is not b  # 512 bytes > 100: not kept
