@@ -65,10 +65,11 @@ def test_next_fast_len():
 @pytest.mark.parametrize("kwargs", [
     dict(padding=3), dict(padding="same", dilation=2, padding_mode="reflect"),
     dict(padding=(1, 4), groups=2, padding_mode="circular"),
+    dict(padding=(2, 6), padding_mode="replicate"),
 ])
-def test_layers_and_their_gradients_by_fft(kwargs):
+def test_layers_and_their_gradients_by_fft(kwargs, shape=(2, 4, 30, 26)):
     rng = np.random.default_rng(14)
-    x, w = rng.standard_normal((2, 4, 30, 26)), rng.standard_normal((6, 4 // kwargs.get(
+    x, w = rng.standard_normal(shape), rng.standard_normal((6, shape[1] // kwargs.get(
         "groups", 1), 7, 5))
     b = rng.standard_normal(6)
     y = fastcorr.conv2d(x, w, b, method="fft", **kwargs)
@@ -83,6 +84,16 @@ def test_layers_and_their_gradients_by_fft(kwargs):
     for a, e in zip(got, expected):
         assert np.abs(a - e).max() <= 1e-11 * np.abs(g).max() * max(np.abs(w).sum(),
                                                                     np.abs(x).sum())
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(padding=(8, 6), padding_mode="circular"), dict(padding=(8, 6), padding_mode="reflect"),
+    dict(padding=(12, 10), padding_mode="replicate"), dict(padding=(12, 10)),
+])
+def test_padding_wider_than_the_kernel_by_fft(kwargs):
+    """Padding as wide as each rule allows (to the planes' size; beyond it for replicate and
+    zeros): the tiles read it through the boundary maps, never from a padded copy."""
+    test_layers_and_their_gradients_by_fft(kwargs, shape=(1, 2, 9, 7))
 
 
 def test_fft_needs_stride_one():

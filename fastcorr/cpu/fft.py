@@ -37,7 +37,8 @@ import numpy as np
 from .. import _memory
 from .. import _validate as v
 from . import _pool
-from .rows import fold_planes, pad_planes
+from .._boundary import source_index
+from .rows import fold_planes
 
 #: FFT tile edges: at least four kernel extents and TILE, at most MAX_TILE unless the kernel
 #: needs more. Tiles that stay in L2 are fastest (measured, float32 2048^2 and 4096^2 images,
@@ -143,15 +144,39 @@ def _complex(dtype):
     return np.result_type(dtype, np.complex64)
 
 
-def _spectra(planes, shape, conjugate=False):
-    """``rfft2`` of every plane of ``planes`` (P, h, w) zero-padded to ``shape`` (rows,
-    cols), conjugated if asked: (P, rows, cols // 2 + 1), in the planes' precision."""
+@functools.lru_cache(maxsize=256)
+def axis_map(count, start, n, pad_mode):
+    """How the kernels read ``count`` samples of an axis of ``n`` from virtual index
+    ``start`` on: ``(index, lo, hi)``, the real index of each (-1 for the fill, by the shared
+    boundary rule :func:`fastcorr._boundary.source_index`) and the span ``lo <= k < hi`` that
+    reads ``start + k`` directly. Remembered per extent (the arrays are shared by every
+    caller and never written)."""
+    index = np.array([source_index(start + k, n, pad_mode) for k in range(count)], np.int64)
+    lo = min(count, max(0, -start))
+    return index, lo, max(lo, min(count, n - start))
+
+
+def _through(planes, rows, cols, row0, col0, pad_mode, fill):
+    """The kernels' view of ``planes`` (..., h, w) through the boundary rule over ``rows x
+    cols`` from virtual ``(row0, col0)``: the arguments ``(planes, row_map, col_map, lo,
+    hi, fill)`` of :func:`fastcorr.cpu.fft_tiles.spectra` and ``overlap_save``."""
+    h, w = planes.shape[-2:]
+    row_map = axis_map(rows, row0, h, pad_mode)[0]
+    col_map, lo, hi = axis_map(cols, col0, w, pad_mode)
+    return np.ascontiguousarray(planes), row_map, col_map, lo, hi, planes.dtype.type(fill)
+
+
+def _spectra(planes, shape, through=None):
+    """``rfft2`` of every plane of ``planes`` (P, h, w) (seen ``through`` the boundary rule,
+    a :func:`_through` of it; as they are by default), zero-padded to ``shape`` (rows,
+    cols): (P, rows, cols // 2 + 1), in the planes' precision."""
     from . import fft_tiles
 
-    planes = np.ascontiguousarray(planes)
+    if through is None:
+        through = _through(planes, *planes.shape[1:], 0, 0, v.ZEROS, 0)
     rows, cols = shape
     out = _memory.empty((planes.shape[0], rows, cols // 2 + 1), _complex(planes.dtype))
-    _pool.run(fft_tiles.spectra, planes.shape[0], planes, out, conjugate,
+    _pool.run(fft_tiles.spectra, planes.shape[0], *through, out,
               work=planes.shape[0] * rows * cols * 20,
               scratch=_buffers(((1, rows, cols), planes.dtype)))
     return out
@@ -178,37 +203,37 @@ def _dilated(weight, dilation):
     return out
 
 
-def _padded(x, plan, rows, cols, row0, col0, pad_mode, fill):
-    """``x`` (N, C, H, W) seen through the boundary rule over ``rows x cols`` from virtual
-    ``(row0, col0)``: a new (N, C, rows, cols) array."""
-    n, c, h, w = x.shape
-    out = _memory.empty((n * c, rows, cols), dtype=plan.dtype)
-    _pool.run(pad_planes, n * c * rows, x.reshape(n * c, h, w), out, row0, col0, pad_mode,
-              plan.dtype.type(fill), work=out.size)
-    return out.reshape(n, c, rows, cols)
+def _rotated(planes):
+    """``planes`` (..., h, w) turned by 180 degrees, C-contiguous: correlation with a plane
+    is convolution with its rotation, whose transform needs no conjugation."""
+    return np.ascontiguousarray(planes[..., ::-1, ::-1])
 
 
-def _valid_correlation(xpad, weight, groups, out, bias=None):
+def _valid_correlation(through, weight, groups, out, bias=None):
     """``out[n, co] = bias[co] + sum_ci valid_corr(xpad[n, g * Cig + ci], weight[co, ci])``
-    by overlap-save; ``weight`` is (C_out, C_in_g, kHe, kWe), ``out`` (N, C_out, oh, ow)."""
+    by overlap-save, where ``xpad`` is the input seen ``through`` the boundary rule (a
+    :func:`_through` of it); ``weight`` is (C_out, C_in_g, kHe, kWe), ``out`` (N, C_out, oh,
+    ow)."""
     from . import fft_tiles
 
-    n_batch, c_in, hp, wp = xpad.shape
+    x, row_map, col_map = through[:3]
+    n_batch, c_in = x.shape[:2]
+    hp, wp = row_map.size, col_map.size
     c_out, c_in_g, keh, kew = weight.shape
     out_h, out_w = out.shape[2:]
     th, tw = tile_size(keh, hp), tile_size(kew, wp)
     step_h, step_w = th - keh + 1, tw - kew + 1
-    real, spectrum = xpad.dtype, _complex(xpad.dtype)
+    real, spectrum = x.dtype, _complex(x.dtype)
     half = tw // 2 + 1
-    # the kernels' conjugate transforms, once per call for every tile and image
-    k_f = _spectra(weight.astype(real, copy=False).reshape(c_out * c_in_g, keh, kew),
-                   (th, tw), conjugate=True)
+    # the rotated kernels' transforms, once per call for every tile and image
+    k_f = _spectra(_rotated(weight.astype(real, copy=False)).reshape(c_out * c_in_g, keh, kew),
+                   (th, tw))
     k_f = k_f.reshape(c_out, c_in_g, th, half)
     tiles_h, tiles_w = -(-out_h // step_h), -(-out_w // step_w)
     bias = np.zeros(c_out, real) if bias is None else bias.astype(real, copy=False)
     tasks = n_batch * tiles_h * tiles_w
     per_tile = (c_in + c_out) * th * tw * 20 + c_out * c_in_g * th * half * 4
-    _pool.run(fft_tiles.overlap_save, tasks, np.ascontiguousarray(xpad), k_f, groups, bias, out,
+    _pool.run(fft_tiles.overlap_save, tasks, *through, k_f, groups, bias, out,
               step_h, step_w, tiles_w, tiles_h * tiles_w, work=tasks * per_tile,
               scratch=_buffers(((c_in, th, tw), real), ((c_in, th, half), spectrum),
                                ((c_out, th, half), spectrum), ((c_out, th, tw), real)))
@@ -220,9 +245,9 @@ def correlate(x, weight, bias, out, plan):
     kh, kw = plan.weight_shape[2:]
     dh, dw = plan.dilation
     out_h, out_w = plan.out_shape[2:]
-    xpad = _padded(x, plan, out_h + (kh - 1) * dh, out_w + (kw - 1) * dw, -plan.pad_top,
-                   -plan.pad_left, plan.pad_mode, plan.fill)
-    return _valid_correlation(xpad, _dilated(weight, plan.dilation), plan.groups, out, bias)
+    through = _through(x, out_h + (kh - 1) * dh, out_w + (kw - 1) * dw, -plan.pad_top,
+                       -plan.pad_left, plan.pad_mode, plan.fill)
+    return _valid_correlation(through, _dilated(weight, plan.dilation), plan.groups, out, bias)
 
 
 def grad_input(grad_out, weight, grad_x, plan):
@@ -237,8 +262,8 @@ def grad_input(grad_out, weight, grad_x, plan):
     w_t = np.ascontiguousarray(w_t.reshape(c_in, c_out // groups, keh, kew)[:, :, ::-1, ::-1])
     out_h, out_w = plan.out_shape[2:]
     hp, wp = out_h + keh - 1, out_w + kew - 1  # the padded input's extent
-    framed = _padded(grad_out, plan, out_h + 2 * (keh - 1), out_w + 2 * (kew - 1),
-                     -(keh - 1), -(kew - 1), v.ZEROS, 0.0)
+    framed = _through(grad_out, out_h + 2 * (keh - 1), out_w + 2 * (kew - 1), -(keh - 1),
+                      -(kew - 1), v.ZEROS, 0)
     padded = _memory.empty((n, c_in, hp, wp), dtype=plan.dtype)
     _valid_correlation(framed, w_t, groups, padded)
     _pool.run(fold_planes, n * c_in, padded.reshape(n * c_in, hp, wp),
@@ -256,7 +281,6 @@ def grad_weight(grad_out, x, grad_w, plan):
     out_h, out_w = plan.out_shape[2:]
     keh, kew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
     hp, wp = out_h + keh - 1, out_w + kew - 1
-    xpad = _padded(x, plan, hp, wp, -plan.pad_top, -plan.pad_left, plan.pad_mode, plan.fill)
     fh, fw = next_fast_len(hp), next_fast_len(wp)
     c_out_g = c_out // groups
     half = fw // 2 + 1
@@ -267,13 +291,16 @@ def grad_weight(grad_out, x, grad_w, plan):
     chunk = max(1, min(n_batch, MEMORY_BUDGET // (4 * per_image)))
     for first in range(0, n_batch, chunk):
         last = min(n_batch, first + chunk)
-        x_f = _spectra(xpad[first:last].reshape(-1, hp, wp), (fh, fw))
-        g_f = _spectra(np.ascontiguousarray(grad_out[first:last]).reshape(-1, out_h, out_w),
-                       (fh, fw), conjugate=True)
+        planes = x[first:last].reshape(-1, *x.shape[2:])
+        x_f = _spectra(planes, (fh, fw), _through(planes, hp, wp, -plan.pad_top, -plan.pad_left,
+                                                  plan.pad_mode, plan.fill))
+        g_f = _spectra(_rotated(grad_out[first:last]).reshape(-1, out_h, out_w), (fh, fw))
         x_f = x_f.reshape(last - first, groups, c_in_g, -1)
         g_f = g_f.reshape(last - first, groups, c_out_g, -1)
         for n in range(last - first):
             total += np.einsum("goF,giF->goiF", g_f[n], x_f[n])
-    full = _inverse(total.reshape(c_out * c_in_g, fh, fw // 2 + 1), (fh, fw), plan.dtype)
-    grad_w[...] = full.reshape(c_out, c_in_g, fh, fw)[:, :, :keh:dh, :kew:dw]
+    full = _inverse(total.reshape(c_out * c_in_g, fh, half), (fh, fw), plan.dtype)
+    # the circular convolution with the rotated gradient, from (out_h - 1, out_w - 1) on
+    grad_w[...] = full.reshape(c_out, c_in_g, fh, fw)[:, :, out_h - 1:out_h - 1 + keh:dh,
+                                                      out_w - 1:out_w - 1 + kew:dw]
     return grad_w

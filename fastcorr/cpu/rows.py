@@ -1,4 +1,4 @@
-"""The general CPU kernels: any plan, row by row; and padding planes through the boundary rule.
+"""The general CPU kernels: any plan, row by row; and folding padded planes back.
 
 :func:`correlate_rows` computes every plan (any stride, dilation, groups and boundary rule):
 the "rows" implementation, and the order every direct kernel sums in. One task computes one
@@ -8,14 +8,14 @@ memory and vectorises, and each input row, once in cache, serves the whole block
 channels. Padding is virtual: each tap's span of columns inside the input is a plain vector
 loop, the few columns outside go through the boundary rule one by one.
 
-:func:`pad_planes` and :func:`fold_planes` copy a rectangle of every plane, padding included,
-into a buffer, and add such a buffer back onto the planes (the adjoint), for the kernels that
-work on padded copies (:mod:`fastcorr.cpu.taps`, the FFT path and the gradients).
+:func:`fold_planes` adds a padded copy of every plane back onto the planes through the
+boundary rule (the adjoint of padding), for the gradients of the kernels that work on padded
+planes (the FFT path, Winograd, depthwise).
 """
 
 import numpy as np
 
-from ._indexing import in_range_span, pad_into, sample, source_index
+from ._indexing import in_range_span, sample, source_index
 from ._jit import kernel
 
 
@@ -85,28 +85,9 @@ def correlate_rows(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
 
 
 @kernel
-def pad_planes(x, dst, row0, col0, pad_mode, fill, task_lo, task_hi):
-    """``dst[k, i, j] = xpad[k, row0 + i, col0 + j]``: a rectangle of every plane of ``x``,
-    at virtual (padded) coordinates, through the boundary rule (``fill`` for zeros).
-
-    Tasks are ``(plane, row of dst)``.
-
-    Parameters
-    ----------
-    x : ndarray, shape (P, H, W), C-contiguous
-    dst : ndarray, shape (P, R, Cols), C-contiguous; overwritten
-    """
-    rows, cols = dst.shape[1], dst.shape[2]
-    for task in range(task_lo, task_hi):
-        k = task // rows
-        i = task % rows
-        pad_into(x[k], dst[k, i], 1, cols, row0 + i, col0, pad_mode, fill)
-
-
-@kernel
 def fold_planes(padded, grad_x, row0, col0, pad_mode, task_lo, task_hi):
-    """The adjoint of :func:`pad_planes`: ``grad_x`` (overwritten) receives every entry of
-    ``padded`` at the sample the boundary rule copied it from (entries of the fill dropped),
+    """The adjoint of padding: ``grad_x`` (overwritten) receives every entry of ``padded``
+    (a ``R x Cols`` rectangle of the padded planes from virtual ``(row0, col0)``) at the sample the boundary rule copied it from (entries of the fill dropped),
     row after row of ``padded`` in order, so the sums are repeatable.
 
     Tasks are planes.
