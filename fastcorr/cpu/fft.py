@@ -30,6 +30,7 @@ directly.
 """
 
 import functools
+import itertools
 import threading
 
 import numpy as np
@@ -119,7 +120,7 @@ def _buffers(*shapes_and_dtypes):
     share an array.
     """
     kept = _local.__dict__.setdefault("buffers", {})  # range index -> (shapes, arrays)
-    made = iter(range(1 << 30))
+    made = itertools.count()
 
     def scratch():
         index = next(made)
