@@ -4,11 +4,12 @@ tile, in the plan's precision.
 
 Stride-1 plans (any padding, boundary rule, dilation and groups):
 
-- forward and input gradient by **overlap-save**: the padded input (padding copied through the
-  boundary rule) is cut into tiles of an FFT size ``T`` that overlap by the kernel's extent
-  less one; each tile's transform is multiplied by the conjugate transform of the (dilated)
-  kernel, computed once per call at size ``T`` and reused by every tile and image, and the
-  tile's valid part is kept. The input gradient is the output gradient, framed with zeros,
+- forward and input gradient by **overlap-save**: the padded input (seen through the
+  boundary rule by maps of its rows and columns, :func:`axis_map`: no padded copy) is cut
+  into tiles of an FFT size ``T`` that overlap by the kernel's extent less one; each tile's
+  transform is multiplied by the transform of the rotated (dilated) kernel, computed once
+  per call at size ``T`` and reused by every tile and image, and the tile's valid part of
+  the circular convolution is kept. The input gradient is the output gradient, framed with zeros,
   correlated with the rotated kernel (channels transposed), folded back through the boundary
   rule;
 - weight gradient: the padded input correlated with the output gradient at one FFT size
