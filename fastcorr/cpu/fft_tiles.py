@@ -21,6 +21,9 @@ from ._jit import helper, kernel
 
 #: the axes of a stack of planes (P, rows, cols) that the 2-D transforms run over
 _AXES_2D = (1, 2)
+#: reals (interleaved real and imaginary parts) of the frequency products' chunks: 2 KiB
+#: of float32 sums, which stay in L1 while every input channel is added in
+PRODUCT_CHUNK = 512
 
 
 @helper
@@ -112,8 +115,7 @@ def overlap_save(x, row_map, col_map, lo, hi, fill, k_f, groups, bias, out, step
     # the spectra as flat (real, imaginary) pairs: ``size`` reals a plane
     k_flat, x_flat, y_flat = _flat(k_f, block), _flat(x_f, block), _flat(y_f, block)
     size = 2 * th * k_f.shape[3]
-    zero = block.dtype.type(0)
-    one, two, stride = np.uintp(1), np.uintp(2), np.uintp(size)
+    one, two = np.uintp(1), np.uintp(2)
     axes = np.array(_AXES_2D)
     scale = 1.0 / (th * tw)
     for task in range(task_lo, task_hi):
@@ -125,21 +127,30 @@ def overlap_save(x, row_map, col_map, lo, hi, fill, k_f, groups, bias, out, step
         for c in range(block.shape[0]):
             _frame(x[n, c], block[c], row_map, col_map, lo, hi, a, b, rows_in, cols_in, fill)
         r2c(block, x_f, axes, True, 1.0, 1)
-        # y[co] = sum_ci k[co, ci] * x[g * C_in_g + ci], frequency by frequency, on pairs
-        # (flat indices: fewer statements for Numba to type and lower than 3-D ones)
+        # y[co] = sum_ci k[co, ci] * x[g * C_in_g + ci], channel by channel over chunks of
+        # frequencies: the innermost loop runs over frequencies and vectorises (over channels
+        # it ran once per frequency at C_in_g = 1, 5x slower), the chunk of y stays in L1;
+        # flat indices: fewer statements for Numba to type and lower than 3-D ones
         for co in range(c_out):
-            k_co = k_flat[np.uintp(co * c_in_g * size):]
-            x_g = x_flat[np.uintp((co // c_out_g) * c_in_g * size):]
-            y_co = y_flat[np.uintp(co * size):]
-            for f in range(np.uintp(size // 2)):
-                re, im = zero, zero
-                for ci in range(np.uintp(c_in_g)):
-                    at = ci * stride + two * f
-                    kr, ki, xr, xi = k_co[at], k_co[at + one], x_g[at], x_g[at + one]
-                    re += kr * xr - ki * xi
-                    im += kr * xi + ki * xr
-                y_co[two * f] = re
-                y_co[two * f + one] = im
+            first = (co // c_out_g) * c_in_g  # the group's first input channel
+            for start in range(0, size, PRODUCT_CHUNK):
+                count = np.uintp(min(PRODUCT_CHUNK, size - start) // 2)
+                y_at = y_flat[np.uintp(co * size + start):]
+                for ci in range(c_in_g):
+                    k_at = k_flat[np.uintp((co * c_in_g + ci) * size + start):]
+                    x_at = x_flat[np.uintp((first + ci) * size + start):]
+                    if ci == 0:
+                        for f in range(count):
+                            kr, ki = k_at[two * f], k_at[two * f + one]
+                            xr, xi = x_at[two * f], x_at[two * f + one]
+                            y_at[two * f] = kr * xr - ki * xi
+                            y_at[two * f + one] = kr * xi + ki * xr
+                    else:
+                        for f in range(count):
+                            kr, ki = k_at[two * f], k_at[two * f + one]
+                            xr, xi = x_at[two * f], x_at[two * f + one]
+                            y_at[two * f] += kr * xr - ki * xi
+                            y_at[two * f + one] += kr * xi + ki * xr
         c2r(y_f, y, axes, False, scale, 1)
         rows, cols = min(step_h, out_h - a), min(step_w, out_w - b)
         top, left = th - step_h, tw - step_w
