@@ -42,12 +42,23 @@ def test_the_swapped_valid_case():
 
 def test_tiles_cover_large_images_and_kernels():
     assert fft.tile_size(15, 2000) == 256 and fft.tile_size(200, 2000) >= 400
+    assert fft.tile_size(63, 2000) == 320 and fft.tile_size(75, 2000) == 384  # five extents
     assert fft.tile_size(7, 100) == fft.next_fast_len(100)  # one tile when the image fits
     rng = np.random.default_rng(13)
     a, k = rng.standard_normal((700, 650)), rng.standard_normal((63, 63))
     got = fastcorr.correlate2d(a, k, "same", method="fft")
     expected = fastcorr.correlate2d(a, k, "same", method="direct")
     assert np.abs(got - expected).max() <= 1e-12 * np.abs(a).max() * np.abs(k).sum()
+
+
+def test_tile_edges_are_fast_transform_sizes():
+    for n in range(200, 1100):
+        m = fft.tile_edge(n)
+        odd = m
+        while odd % 2 == 0:
+            odd //= 2
+        assert m >= n and odd in (1, 3, 5)
+        assert not any(n <= e < m for e in (2 ** a * o for a in range(12) for o in (1, 3, 5)))
 
 
 def test_next_fast_len():
