@@ -15,7 +15,7 @@ transform needs no conjugation.
 """
 
 import numpy as np
-from rocket_fft import c2r, r2c
+from rocket_fft import c2c, c2r, r2c
 
 from ._jit import helper, kernel
 
@@ -151,9 +151,12 @@ def overlap_save(x, row_map, col_map, lo, hi, fill, k_f, groups, bias, out, step
                             xr, xi = x_at[two * f], x_at[two * f + one]
                             y_at[two * f] += kr * xr - ki * xi
                             y_at[two * f + one] += kr * xi + ki * xr
-        c2r(y_f, y, axes, False, scale, 1)
+        # the inverse by columns (in place), then by rows for the rows kept only: a 2-D
+        # inverse transformed all th rows (1.07-1.16x slower overall, 15x15 to 63x63 kernels)
         rows, cols = min(step_h, out_h - a), min(step_w, out_w - b)
         top, left = th - step_h, tw - step_w
+        c2c(y_f, y_f, axes[:1], False, 1.0, 1)
+        c2r(y_f[:, top:top + rows], y[:, top:top + rows], axes[1:], False, scale, 1)
         for co in range(c_out):
             for i in range(rows):
                 dst, src, shift = out[n, co, a + i], y[co, top + i], bias[co]
