@@ -5,7 +5,8 @@ tile, in the plan's precision.
 Stride-1 plans (any padding, boundary rule, dilation and groups):
 
 - forward and input gradient by **overlap-save**: the padded input (seen through the
-  boundary rule by maps of its rows and columns, :func:`axis_map`: no padded copy) is cut
+  boundary rule by maps of its rows and columns,
+  :func:`fastcorr.cpu._indexing.axis_map`: no padded copy) is cut
   into tiles of an FFT size ``T`` that overlap by the kernel's extent less one; each tile's
   transform is multiplied by the transform of the rotated (dilated) kernel, computed once
   per call at size ``T`` and reused by every tile and image, and the tile's valid part of
@@ -39,7 +40,7 @@ import numpy as np
 from .. import _memory
 from .. import _validate as v
 from . import _pool
-from .._boundary import source_index
+from ._indexing import axis_map
 from .rows import fold_planes
 
 #: FFT tile edges: at least five kernel extents and TILE, at most MAX_TILE unless the kernel
@@ -162,18 +163,6 @@ SCRATCH_BYTES = 64 << 20
 
 def _complex(dtype):
     return np.result_type(dtype, np.complex64)
-
-
-@functools.lru_cache(maxsize=256)
-def axis_map(count, start, n, pad_mode):
-    """How the kernels read ``count`` samples of an axis of ``n`` from virtual index
-    ``start`` on: ``(index, lo, hi)``, the real index of each (-1 for the fill, by the shared
-    boundary rule :func:`fastcorr._boundary.source_index`) and the span ``lo <= k < hi`` that
-    reads ``start + k`` directly. Remembered per extent (the arrays are shared by every
-    caller and never written)."""
-    index = np.array([source_index(start + k, n, pad_mode) for k in range(count)], np.int64)
-    lo = min(count, max(0, -start))
-    return index, lo, max(lo, min(count, n - start))
 
 
 def _through(planes, rows, cols, row0, col0, pad_mode, fill):

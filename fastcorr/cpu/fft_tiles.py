@@ -8,7 +8,7 @@ transform of a 512^2 float32 tile took 1.1 ms here against 6.2 ms for NumPy's fl
 transforms run in the plan's precision (complex64 for float32 plans).
 
 The kernels read their planes through the boundary rule themselves, from maps the host
-computes once (:func:`fastcorr.cpu.fft.axis_map`): there is no padded copy of the input, and
+computes once (:func:`fastcorr.cpu._indexing.axis_map`): there is no padded copy of the input, and
 no kernel compiles the rule's branches (a padding kernel took 2 s of a cold first call).
 Correlation with a kernel is computed as convolution with the rotated kernel, whose
 transform needs no conjugation.
