@@ -21,18 +21,22 @@ import math
 
 from . import fft as _fft
 
-#: Fitted on AMD EPYC (Zen 4, AVX-512), 2 cores, float32 "same" images of 512^2 to 4096^2
-#: with kernels of 3 to 63 (float64 costs twice as much): on that grid "auto" chose the
-#: faster method every time (the refit prints the check).
+#: Refitted on an Intel Xeon (KVM, family 6 model 167, AVX-512, 2 cores, 2 MiB L2 a core),
+#: float32 "same" images of 512^2 to 4096^2 with kernels of 3 to 63 (float64 costs twice as
+#: much), after the FFT tiles' vectorised products, five-extent tiles and pruned inverse: the
+#: mean of two fits, each checked on both grids ("auto" within 1.00x and 1.06x of the faster
+#: method). The earlier fit (Zen 4) had the taps 2.5x cheaper and the FFT 1.2x cheaper per
+#: unit than this machine measures; "rows", "gemm", "gather", "fft_whole" and "copy" are
+#: from that fit (the refit does not time them).
 CONSTANTS = {
     "call": 3.0e-05,          # fixed cost of a call, seconds
-    "taps_narrow": 4.6e-11,   # seconds per multiply-add, kernels up to 8 wide
-    "taps_wide": 4.5e-11,     # seconds per multiply-add, wider kernels
-    "taps_element": 5.3e-10,  # seconds per input plus output element (the memory floor)
+    "taps_narrow": 1.23e-10,  # seconds per multiply-add, kernels up to 8 wide
+    "taps_wide": 1.01e-10,    # seconds per multiply-add, wider kernels
+    "taps_element": 1.38e-9,  # seconds per input plus output element (the memory floor)
     "rows": 6.0e-10,          # seconds per multiply-add, general row kernel
     "gemm": 1.0e-11,          # seconds per multiply-add through BLAS
     "gather": 1.0e-9,         # seconds per patch element gathered
-    "fft": 2.7e-10,           # seconds per T^2 log2(T^2) of a real 2-D transform
+    "fft": 3.14e-10,          # seconds per T^2 log2(T^2) of a real 2-D transform
     "fft_whole": 8.0e-10,     # the same for transforms of whole planes (weight gradients)
     "copy": 1.0e-9,           # seconds per element of a padded copy
 }
