@@ -235,14 +235,15 @@ def cache_location():
 # --------------------------------------------------------------------------- decorators
 
 
-def kernel(fn=None, *, fastmath=False):
+def kernel(fn=None, *, fastmath=False, noalias=True):
     """Compile ``fn`` as a fastcorr CPU kernel: nopython, cached (see the module docstring),
-    releasing the GIL, non-aliasing array arguments, NumPy's error model (no division checks;
-    the arguments are validated before any kernel runs)."""
+    releasing the GIL, non-aliasing array arguments (unless ``noalias`` is False: a kernel
+    that takes two views of one buffer), NumPy's error model (no division checks; the
+    arguments are validated before any kernel runs)."""
 
     def wrap(fn):
         options = dict(nogil=True, error_model="numpy", fastmath=fastmath)
-        if NOALIAS:
+        if NOALIAS and noalias:
             options["_noalias"] = True
         return _attach_cache(numba.njit(**options)(fn))
 
