@@ -185,16 +185,29 @@ def _through(planes, rows, cols, row0, col0, pad_mode, fill):
 def _spectra(planes, shape, through=None):
     """``rfft2`` of every plane of ``planes`` (P, h, w) (seen ``through`` the boundary rule,
     a :func:`_through` of it; as they are by default), zero-padded to ``shape`` (rows,
-    cols): (P, rows, cols // 2 + 1), in the planes' precision."""
+    cols): (P, rows, cols // 2 + 1), in the planes' precision. Computed by the tile kernel
+    with one tile a plane (see :func:`fastcorr.cpu.fft_tiles.overlap_save`; its other
+    operands empty)."""
     from . import fft_tiles
 
     if through is None:
         through = _through(planes, *planes.shape[1:], 0, 0, v.ZEROS, 0)
+    x, maps = through[0], through[1:]
+    real = x.dtype
     rows, cols = shape
-    out = _memory.empty((planes.shape[0], rows, cols // 2 + 1), _complex(planes.dtype))
-    _pool.run(fft_tiles.spectra, planes.shape[0], *through, out,
-              work=planes.shape[0] * rows * cols * 20,
-              scratch=_buffers(((1, rows, cols), planes.dtype)))
+    half = cols // 2 + 1
+    out = _memory.empty((planes.shape[0], rows, half), _complex(real))
+    unused = np.empty(0, real)
+    buffers = _buffers(((1, rows, cols), real))
+
+    def scratch():
+        no_spectrum = np.empty((0, rows, half), out.dtype)
+        return (buffers()[0], no_spectrum, unused, no_spectrum, unused,
+                np.empty((1, 0, 0), real))
+
+    _pool.run(fft_tiles.overlap_save, planes.shape[0], x[:, None], *maps, unused, 1, unused,
+              np.empty((0, 1, 0, 0), real), rows, cols, 1, 1, out,
+              work=planes.shape[0] * rows * cols * 20, scratch=scratch)
     return out
 
 
@@ -257,8 +270,8 @@ def _valid_correlation(through, weight, groups, out, bias=None):
         return block, x_f, _pairs(x_f), y_f, _pairs(y_f), y
 
     _pool.run(fft_tiles.overlap_save, tasks, *through, _pairs(k_f), groups, bias, out,
-              step_h, step_w, tiles_w, tiles_h * tiles_w, work=tasks * per_tile,
-              scratch=scratch)
+              step_h, step_w, tiles_w, tiles_h * tiles_w, np.empty((0, th, half), spectrum),
+              work=tasks * per_tile, scratch=scratch)
     return out
 
 

@@ -57,21 +57,6 @@ def _frame(plane, block, row_map, col_map, lo, hi, a, b, rows, cols, fill):
 
 
 @kernel
-def spectra(planes, row_map, col_map, lo, hi, fill, spectrum, block, task_lo, task_hi):
-    """``spectrum[p] = rfft2(padded[p])`` for ``p`` in the task range: ``padded[p]`` is
-    ``planes[p]`` seen through the maps (see :func:`_frame`), ``len(row_map) x
-    len(col_map)``, zero-padded to the transform size ``block.shape[1:]`` (rows, cols).
-
-    planes (P, h, w) real; spectrum (P, rows, cols // 2 + 1) complex; block (1, rows, cols).
-    """
-    axes = np.array(_AXES_2D)
-    for p in range(task_lo, task_hi):
-        _frame(planes[p], block[0], row_map, col_map, lo, hi, 0, 0, row_map.size,
-               col_map.size, fill)
-        r2c(block, spectrum[p:p + 1], axes, True, 1.0, 1)
-
-
-@kernel
 def inverse_planes(spectrum, planes, task_lo, task_hi):
     """``planes[p] = irfft2(spectrum[p], s=planes.shape[1:])`` for ``p`` in the task range.
 
@@ -85,11 +70,17 @@ def inverse_planes(spectrum, planes, task_lo, task_hi):
 
 @kernel(noalias=False)
 def overlap_save(x, row_map, col_map, lo, hi, fill, k_flat, groups, bias, out, step_h, step_w,
-                 tiles_w, tiles_per_image, block, x_f, x_flat, y_f, y_flat, y, task_lo,
-                 task_hi):
+                 tiles_w, tiles_per_image, spectra, block, x_f, x_flat, y_f, y_flat, y,
+                 task_lo, task_hi):
     """Overlap-save correlation, one tile per task: for tile ``t`` of image ``n``,
     ``out[n, co, tile] = bias[co] + valid part of irfft2(sum_ci k_f[co, ci] * rfft2(x tile))``
     over the input channels ``g * C_in_g + ci`` of ``co``'s group ``g``.
+
+    Or, where ``spectra`` (P, th, tw // 2 + 1) is not empty, the transforms of whole planes
+    only (:func:`fastcorr.cpu.fft._spectra`): ``spectra[n] = rfft2(x[n, 0] framed at the
+    origin)``, one plane a task (x (P, 1, h, w), one tile an image). One kernel for both jobs
+    compiles once: a kernel of its own for the planes' transforms took 0.8-1.2 s of a cold
+    first call, most of it compiling the framing again.
 
     x (N, C_in, H, W), seen padded through the maps (``len(row_map) x len(col_map)``, see
     :func:`_frame`); k_f (C_out, C_in_g, th, tw // 2 + 1) the spectra of the rotated kernels,
@@ -120,6 +111,9 @@ def overlap_save(x, row_map, col_map, lo, hi, fill, k_flat, groups, bias, out, s
         rows_in, cols_in = min(th, hp - a), min(tw, wp - b)
         for c in range(block.shape[0]):
             _frame(x[n, c], block[c], row_map, col_map, lo, hi, a, b, rows_in, cols_in, fill)
+        if spectra.shape[0] > 0:  # a plane's transform only
+            r2c(block, spectra[n:n + 1], axes, True, 1.0, 1)
+            continue
         r2c(block, x_f, axes, True, 1.0, 1)
         # y[co] = sum_ci k[co, ci] * x[g * C_in_g + ci], channel by channel over chunks of
         # frequencies: the innermost loop runs over frequencies and vectorises (over channels
