@@ -31,7 +31,7 @@ from ._indexing import (boundary_maps, column_phases, copy_inside, copy_with_map
                         in_range_span, pad_into, phase_extent, phase_row, phase_row_starts,
                         tap_shifts)
 from ._jit import helper, kernel
-from .rows import fold_planes
+from .rows import fold
 
 
 def input_why_not(plan):
@@ -94,9 +94,7 @@ def grad_input(grad_out, weight, grad_x, plan, forward=taps.correlate):
     full = _transposed_plan(plan, padded_hw, (kh - 1) * dh, (kw - 1) * dw)
     padded = _memory.empty((n, c) + padded_hw, dtype=plan.dtype)
     forward(grad_out, rotated, None, padded, full)
-    _pool.run(fold_planes, n * c, padded.reshape(n * c, *padded_hw), grad_x.reshape(n * c, h, w),
-              -plan.pad_top, -plan.pad_left, plan.pad_mode, work=padded.size)
-    return grad_x
+    return fold(padded, grad_x, -plan.pad_top, -plan.pad_left, plan.pad_mode)
 
 
 LANES = 32

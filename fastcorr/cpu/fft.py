@@ -41,7 +41,7 @@ from .. import _memory
 from .. import _validate as v
 from . import _pool
 from ._indexing import axis_map
-from .rows import fold_planes
+from .rows import fold
 
 #: FFT tile edges: at least five kernel extents and TILE, at most MAX_TILE unless the kernel
 #: needs more, and of the form 2^a, 3 * 2^a or 5 * 2^a (:func:`tile_edge`). Tiles that stay in
@@ -301,10 +301,7 @@ def grad_input(grad_out, weight, grad_x, plan):
                       -(kew - 1), v.ZEROS, 0)
     padded = _memory.empty((n, c_in, hp, wp), dtype=plan.dtype)
     _valid_correlation(framed, w_t, groups, padded)
-    _pool.run(fold_planes, n * c_in, padded.reshape(n * c_in, hp, wp),
-              grad_x.reshape(n * c_in, h, w), -plan.pad_top, -plan.pad_left, plan.pad_mode,
-              work=padded.size)
-    return grad_x
+    return fold(padded, grad_x, -plan.pad_top, -plan.pad_left, plan.pad_mode)
 
 
 def grad_weight(grad_out, x, grad_w, plan):

@@ -381,7 +381,7 @@ def grad_input(grad_out, weight, grad_x, plan, transforms=None):
     F(2x2, 3x3) unless other ``transforms``): the forward of the output gradient with each
     group's kernels rotated and transposed, whose transform is the transform of the rotated
     kernels with each group's matrices transposed (a view)."""
-    from .rows import fold_planes
+    from .rows import fold
 
     transforms = transforms or F2X2
     u = transformed_weights(weight, plan, transforms, rotate=True).transpose(0, 1, 3, 2)
@@ -392,9 +392,7 @@ def grad_input(grad_out, weight, grad_x, plan, transforms=None):
     padded_hw = (h + plan.pad_top + plan.pad_bottom, w + plan.pad_left + plan.pad_right)
     padded = _memory.empty((n, c) + padded_hw, dtype=plan.dtype)
     _correlate(grad_out, u, None, padded, _transposed(plan, padded_hw, 2, 2), transforms)
-    _pool.run(fold_planes, n * c, padded.reshape(n * c, *padded_hw), grad_x.reshape(n * c, h, w),
-              -plan.pad_top, -plan.pad_left, plan.pad_mode, work=padded.size)
-    return grad_x
+    return fold(padded, grad_x, -plan.pad_top, -plan.pad_left, plan.pad_mode)
 
 
 def grad_weight(grad_out, x, grad_w, plan, transforms=None):
