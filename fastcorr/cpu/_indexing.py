@@ -104,20 +104,27 @@ def axis_map(count, start, n, pad_mode):
     return index, lo, max(lo, min(count, n - start))
 
 
+def plane_maps(rows, cols, row0, col0, h, w, pad_mode):
+    """``(row_map, col_map, lo, hi)`` of a ``rows x cols`` rectangle of an ``h x w`` plane
+    padded by ``pad_mode``, from virtual ``(row0, col0)``: :func:`axis_map` of each axis (the
+    row map's span is not needed: rows are looked up one by one)."""
+    row_map = axis_map(rows, row0, h, pad_mode)[0]
+    col_map, lo, hi = axis_map(cols, col0, w, pad_mode)
+    return row_map, col_map, lo, hi
+
+
 @functools.lru_cache(maxsize=256)
 def boundary_maps(plan, rows, cols):
     """``(row_map, col_map, lo, hi)`` of a padded ``rows x cols`` input extent starting at
-    ``(-pad_top, -pad_left)`` (:func:`axis_map` of each axis): the input row and column each
+    ``(-pad_top, -pad_left)`` (:func:`plane_maps`): the input row and column each
     padded one reads (-1: the fill), and the span of columns ``lo <= j < hi`` that read ``j -
     pad_left`` directly.
 
     Remembered per plan and extent (a layer is called again and again; the maps of a 56x56
     plane took 20 us, of a 112x112 one 33 us, every call): the arrays are shared by every
     caller and never written."""
-    h, w = plan.input_shape[2:]
-    row_map = axis_map(rows, -plan.pad_top, h, plan.pad_mode)[0]
-    col_map, lo, hi = axis_map(cols, -plan.pad_left, w, plan.pad_mode)
-    return row_map, col_map, lo, hi
+    return plane_maps(rows, cols, -plan.pad_top, -plan.pad_left, *plan.input_shape[2:],
+                      plan.pad_mode)
 
 
 def phase_extent(plan):

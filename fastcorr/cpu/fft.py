@@ -40,7 +40,7 @@ import numpy as np
 from .. import _memory
 from .. import _validate as v
 from . import _pool
-from ._indexing import axis_map
+from ._indexing import plane_maps
 from .rows import fold
 
 #: FFT tile edges: at least five kernel extents and TILE, at most MAX_TILE unless the kernel
@@ -175,11 +175,9 @@ def _pairs(spectrum):
 def _through(planes, rows, cols, row0, col0, pad_mode, fill):
     """The kernels' view of ``planes`` (..., h, w) through the boundary rule over ``rows x
     cols`` from virtual ``(row0, col0)``: the arguments ``(planes, row_map, col_map, lo,
-    hi, fill)`` of :func:`fastcorr.cpu.fft_tiles.spectra` and ``overlap_save``."""
-    h, w = planes.shape[-2:]
-    row_map = axis_map(rows, row0, h, pad_mode)[0]
-    col_map, lo, hi = axis_map(cols, col0, w, pad_mode)
-    return np.ascontiguousarray(planes), row_map, col_map, lo, hi, planes.dtype.type(fill)
+    hi, fill)`` of :func:`fastcorr.cpu.fft_tiles.overlap_save`."""
+    maps = plane_maps(rows, cols, row0, col0, *planes.shape[-2:], pad_mode)
+    return np.ascontiguousarray(planes), *maps, planes.dtype.type(fill)
 
 
 def _spectra(planes, shape, through=None):

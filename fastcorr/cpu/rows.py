@@ -16,7 +16,7 @@ planes (the FFT path, Winograd, depthwise).
 import numpy as np
 
 from . import _pool
-from ._indexing import axis_map, in_range_span, sample, source_index
+from ._indexing import in_range_span, plane_maps, sample, source_index
 from ._jit import kernel
 
 
@@ -135,9 +135,8 @@ def fold(padded, grad_x, row0, col0, pad_mode):
     is overwritten with its fold."""
     h, w = grad_x.shape[2:]
     rows, cols = padded.shape[2:]
-    row_map = axis_map(rows, row0, h, pad_mode)[0]
-    col_map, lo, hi = axis_map(cols, col0, w, pad_mode)
     planes = padded.shape[0] * padded.shape[1]
     _pool.run(fold_planes, planes, padded.reshape(planes, rows, cols),
-              grad_x.reshape(planes, h, w), row_map, col_map, lo, hi, work=padded.size)
+              grad_x.reshape(planes, h, w), *plane_maps(rows, cols, row0, col0, h, w, pad_mode),
+              work=padded.size)
     return grad_x
