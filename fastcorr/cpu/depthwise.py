@@ -257,22 +257,21 @@ def grad_weight_spans(grad_out, x, partial, stride_h, stride_w, pad_top, pad_lef
 
 
 @kernel
-def grad_weight_spans_framed(grad_out, x, partial, pad_top, pad_left, fill, groups,
-                             images_per_chunk, rows, cols, shifts, lo, hi, padded, framed, acc,
-                             lanes, task_lo, task_hi):
+def grad_weight_spans_framed(gradients, planes, partial, h, w, out_h, out_w, pad_top,
+                             pad_left, fill, groups, images_per_chunk, rows, cols, shifts, lo,
+                             hi, padded, framed, acc, lanes, task_lo, task_hi):
     """:func:`grad_weight_spans` at unit strides with zero padding, the commonest layer: the
     same sums in the same order, from a kernel without the other boundary rules' and the
-    stride phases' copies (which Numba compiles whether they run or not)."""
-    n_batch = x.shape[0]
+    stride phases' copies (which Numba compiles whether they run or not). ``gradients`` (N *
+    C_out, H_out * W_out) and ``planes`` (N * C_in, H * W) are the output gradient and the
+    input flattened by the host (a reshape in the kernel cost its compilation 0.15-0.3 s)."""
     c_out = partial.shape[1]
-    out_h, out_w = grad_out.shape[2], grad_out.shape[3]
+    n_batch = gradients.shape[0] // c_out
+    n_in = planes.shape[0] // n_batch
     c_out_g = c_out // groups
     plane = rows * cols
     span = (out_h - 1) * cols + out_w
     length = np.uintp((span + LANES - 1) // LANES * LANES)  # whole blocks, zeros past span
-    n_in, h, w = x.shape[1], x.shape[2], x.shape[3]
-    planes = x.reshape(n_batch * n_in, h * w)
-    gradients = grad_out.reshape(n_batch * c_out, out_h * out_w)
     for t in range(framed.shape[0]):
         framed[t] = 0
     for t in range(padded.shape[0]):
@@ -373,7 +372,9 @@ def grad_weight(grad_out, x, grad_w, plan):
             padded, _, framed, acc, lanes = scratch()
             return padded, framed, acc, lanes
 
-        _pool.run(grad_weight_spans_framed, tasks, grad_out, x, partial, plan.pad_top,
+        n, c_in, h, w = plan.input_shape
+        _pool.run(grad_weight_spans_framed, tasks, grad_out.reshape(n * grad_out.shape[1], -1),
+                  x.reshape(n * c_in, h * w), partial, h, w, out_h, out_w, plan.pad_top,
                   plan.pad_left, plan.dtype.type(plan.fill), plan.groups, per_chunk, rows,
                   cols, shifts, lo, hi, work=work, scratch=framed_scratch)
     else:

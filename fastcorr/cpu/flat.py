@@ -138,20 +138,20 @@ def _sum_and_store(acc, padded, weight, bias, shifts, out_planes, g, c_out_g, fi
 
 
 @kernel
-def correlate_flat_framed(x, weight, bias, out, pad_top, pad_left, fill, c_out_g, rows, cols,
-                          stack, shifts, lo, hi, padded, acc, task_lo, task_hi):
+def correlate_flat_framed(planes, weight, bias, out_planes, h, w, out_h, out_w, pad_top,
+                          pad_left, fill, c_out_g, rows, cols, stack, shifts, lo, hi, padded,
+                          acc, task_lo, task_hi):
     """:func:`correlate_flat` at unit strides with zero padding, the commonest layer: the same
     sums in the same order, from a kernel without the other boundary rules' and the stride
     phases' copies (which Numba compiles whether they run or not). ``rows x cols`` is the
     shared frame (:func:`fastcorr.cpu._indexing.shared_frame`), ``lo, hi`` the padded
-    columns inside."""
-    n_batch, c_in = x.shape[0], x.shape[1]
+    columns inside. ``planes`` (N * C_in, H * W) and ``out_planes`` (N * C_out, H_out *
+    W_out) are the input and the result flattened by the host (a reshape in the kernel cost
+    its compilation 0.15-0.3 s)."""
     c_out = weight.shape[0]
+    n_batch = out_planes.shape[0] // c_out
+    c_in = planes.shape[0] // n_batch
     c_in_g = c_in // (c_out // c_out_g)
-    out_h, out_w = out.shape[2], out.shape[3]
-    h, w = x.shape[2], x.shape[3]
-    planes = x.reshape(n_batch * c_in, h * w)
-    out_planes = out.reshape(n_batch * c_out, out_h * out_w)
     n_stacks = (n_batch + stack - 1) // stack
     block = rows * cols
     for t in range(padded.shape[0]):  # the frame, once: the planes copy only their samples
@@ -324,10 +324,13 @@ def correlate(x, weight, bias, out, plan):
             padded, _, acc = scratch()
             return padded, acc
 
-        _pool.run(correlate_flat_framed, tasks, x, weight.reshape(c_out, c_in_g * kh * kw),
-                  bias, out, plan.pad_top, plan.pad_left, plan.dtype.type(plan.fill),
-                  c_out // plan.groups, rows, cols, stack, shifts, lo, hi, work=work,
-                  scratch=framed_scratch)
+        h, w = plan.input_shape[2:]
+        out_h, out_w = plan.out_shape[2:]
+        _pool.run(correlate_flat_framed, tasks, x.reshape(n * plan.input_shape[1], h * w),
+                  weight.reshape(c_out, c_in_g * kh * kw), bias,
+                  out.reshape(n * c_out, out_h * out_w), h, w, out_h, out_w, plan.pad_top,
+                  plan.pad_left, plan.dtype.type(plan.fill), c_out // plan.groups, rows, cols,
+                  stack, shifts, lo, hi, work=work, scratch=framed_scratch)
         return out
 
     _pool.run(correlate_flat, tasks, x,
