@@ -616,3 +616,44 @@ def test_import_does_not_load_numba_cuda():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "clean"
+
+
+# --------------------------------------------------------------------------- finiteness probe
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1 << 16, (1 << 16) + 1, 300 * 301])
+def test_all_finite_finds_every_non_finite_element(dtype, size):
+    """The dot-product probe of ``_host.all_finite`` (arrays from PROBE_MIN_SIZE on) misses no
+    NaN or infinity, wherever it sits: the first and last elements, the odd leftover, each
+    half, opposite a zero of the other half (``inf * 0``), two infinities of opposite signs."""
+    from fastcorr._host import PROBE_MIN_SIZE, all_finite
+
+    assert size >= PROBE_MIN_SIZE
+    rng = np.random.default_rng(size)
+    base = rng.standard_normal(size).astype(dtype)
+    half = size // 2
+    assert all_finite(base) and all_finite(base.reshape(-1, 1)) and all_finite(base[::2])
+    for bad in (np.nan, np.inf, -np.inf):
+        for at in (0, 1, half - 1, half, size - 2, size - 1, rng.integers(size)):
+            x = base.copy()
+            x[at] = bad
+            assert not all_finite(x), (bad, at)
+            assert not all_finite(np.asfortranarray(x.reshape(-1, 1)))
+        x = base.copy()
+        x[3], x[3 + half] = bad, 0  # the probe multiplies it by zero
+        assert not all_finite(x)
+    x = base.copy()
+    x[5], x[half + 9] = np.inf, -np.inf  # inf - inf in the probe's sum
+    x[half + 5], x[9] = 1, 1
+    assert not all_finite(x)
+
+
+def test_all_finite_huge_finite_values_are_finite():
+    """Finite elements whose products overflow the probe are settled by ``np.isfinite``."""
+    from fastcorr._host import all_finite
+
+    x = np.full(1 << 17, np.finfo(np.float32).max / 2, dtype=np.float32)
+    assert all_finite(x) and all_finite(x.astype(np.float64) ** 4)
+    assert all_finite(np.arange(1 << 17)) and all_finite(np.ones(10))
+    assert not all_finite(np.array([1.0, np.nan]))

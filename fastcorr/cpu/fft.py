@@ -39,6 +39,7 @@ import numpy as np
 
 from .. import _memory
 from .. import _validate as v
+from .._host import all_finite
 from . import _pool
 from ._indexing import plane_maps
 from .rows import fold
@@ -121,7 +122,7 @@ def check_finite(*arrays):
     """Raise ValueError unless every array is finite (the FFT would spread a NaN or an
     infinity over whole tiles)."""
     for a in arrays:
-        if a is not None and not np.isfinite(a).all():
+        if a is not None and not all_finite(a):
             raise ValueError("method='fft': an input holds NaN or infinity, which the FFT would "
                              "spread over whole tiles of the result; use method='direct' (or "
                              "'auto', which computes such inputs directly)")
