@@ -65,7 +65,9 @@ def _rows_forward(x, weight, bias, out, plan):
     n_blocks = -(-(c_out // plan.groups) // co_block)
     tasks = plan.out_shape[0] * plan.groups * n_blocks * plan.out_shape[2]
     _pool.run(correlate_rows, tasks, x, weight, bias, out, *_geometry(plan),
-              plan.dtype.type(plan.fill), plan.groups, co_block, work=out.size * c_in_g * kh * kw)
+              plan.dtype.type(plan.fill), plan.groups, co_block,
+              np.full(plan.input_shape[3], plan.fill, dtype=plan.dtype),
+              work=out.size * c_in_g * kh * kw)
     return out
 
 

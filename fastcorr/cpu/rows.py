@@ -22,7 +22,7 @@ from ._jit import kernel
 
 @kernel
 def correlate_rows(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
-                   pad_mode, fill, groups, co_block, task_lo, task_hi):
+                   pad_mode, fill, groups, co_block, fill_row, task_lo, task_hi):
     """Write the correlation of ``x`` with ``weight`` plus ``bias`` into ``out``.
 
     Tasks are ``(n, group, block of co_block output channels, output row)``.
@@ -33,6 +33,9 @@ def correlate_rows(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
     weight : ndarray, shape (C_out, C_in // groups, kH, kW), C-contiguous
     bias : ndarray, shape (C_out,)
     out : ndarray, shape (N, C_out, H_out, W_out), C-contiguous; overwritten
+    fill_row : ndarray, shape (W,): the fill value, read as the padded rows (a product with
+        the fill itself would be hoisted out of the loop and added without the fused
+        multiply-add the other direct kernels make of it: their sums would differ)
     """
     h, w = x.shape[2], x.shape[3]
     c_out, c_in_g, kh, kw = weight.shape
@@ -64,12 +67,7 @@ def correlate_rows(x, weight, bias, out, stride_h, stride_w, dil_h, dil_w, pad_t
                     for co in range(co_first, co_stop):
                         tap = weight[co, ci, p, q]
                         out_row = out[n, co, i]
-                        if r < 0:  # a padded row: every column sees the fill value
-                            term = tap * fill
-                            for j in range(width):
-                                out_row[j] += term
-                            continue
-                        x_row = plane[r]
+                        x_row = fill_row if r < 0 else plane[r]  # (r < 0: a padded row)
                         for j in range(lo):
                             out_row[j] += tap * sample(x_row, j * stride_w + offset, w, pad_mode,
                                                        fill)
