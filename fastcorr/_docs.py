@@ -60,7 +60,8 @@ BackendUnavailableError
 ''',
     "determinism": '''
 Results are deterministic: the same inputs give bitwise the same result on every run and at
-every thread count (each output is summed by one task in a fixed order).
+every thread count on one kind of CPU (each output is summed by one task in a fixed order;
+CPUs with and without fused multiply-adds round differently).
 ''',
     "dtypes": '''
 float32 and float64 are computed in their own precision; mixed inputs follow NumPy's

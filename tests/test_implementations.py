@@ -473,21 +473,24 @@ def test_auto_takes_flat_by_phases_for_strided_depthwise_input_gradients(kernel,
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("boundary", ["fill", "symm", "wrap"])
-def test_flat_images_with_a_fill_value_agree_bitwise_with_rows(boundary, dtype):
-    """Single-channel images through "flat": the fill value frames every plane (the frame is
-    written once per range of tasks), any mode, kernels larger than the image (in "valid"
-    mode, SciPy swaps them)."""
+def test_flat_and_taps_images_with_a_fill_value_agree_bitwise_with_rows(boundary, dtype):
+    """Single-channel images through "flat" and "taps": the fill value frames every plane
+    (the frame is written once per range of tasks), any mode, kernels larger than the image
+    (in "valid" mode, SciPy swaps them)."""
     rng = np.random.default_rng(9)
     for shape, kernel in [((7, 9), (3, 3)), ((5, 4), (6, 5)), ((12, 3), (2, 2))]:
         image = rng.standard_normal(shape).astype(dtype)
         k = rng.standard_normal(kernel).astype(dtype)
         for mode in ("full", "same", "valid"):
             results = []
-            for name in ("rows", "flat"):
+            for name in ("rows", "flat", "taps"):
                 with _select.force("cpu", forward=name), fastcorr.trace() as ran:
                     results.append(fastcorr.correlate2d(image, k, mode, boundary, 2.5))
                 assert [r.implementation for r in ran] == [name]
+            # (with a fill other than zero, a product of the fill hoisted out of a loop would
+            # be added without the fused multiply-add the others make of it)
             assert np.array_equal(results[0], results[1]), (shape, kernel, mode)
+            assert np.array_equal(results[0], results[2]), (shape, kernel, mode)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -496,7 +499,7 @@ def test_flat_shared_frames_agree_bitwise_with_rows(dtype):
     padding (a smaller block than the padded plane); padding past what the kernel reaches,
     one-sided and uneven padding and dilations must still read zeros only (outputs in the
     padding may share a place), and the last image's bottom padding lies past the stack's
-    blocks (with a fill value: ``test_flat_images_with_a_fill_value_agree_bitwise_with_rows``)."""
+    blocks (with a fill value: ``test_flat_and_taps_images_with_a_fill_value_agree_bitwise_with_rows``)."""
     from fastcorr.cpu import _indexing, flat
 
     rng = np.random.default_rng(21)

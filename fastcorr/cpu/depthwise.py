@@ -373,7 +373,7 @@ def grad_weight(grad_out, x, grad_w, plan):
             return padded, framed, acc, lanes
 
         n, c_in, h, w = plan.input_shape
-        _pool.run(grad_weight_spans_framed, tasks, grad_out.reshape(n * grad_out.shape[1], -1),
+        _pool.run(grad_weight_spans_framed, tasks, grad_out.reshape(n * grad_out.shape[1], out_h * out_w),
                   x.reshape(n * c_in, h * w), partial, h, w, out_h, out_w, plan.pad_top,
                   plan.pad_left, plan.dtype.type(plan.fill), plan.groups, per_chunk, rows,
                   cols, shifts, lo, hi, work=work, scratch=framed_scratch)
