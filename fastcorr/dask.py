@@ -13,8 +13,9 @@ GPU), so a dask result has the in-memory call's numbers:
   boundary rule (``fill``/``wrap``/``symm``, exactly as the in-memory call extends it, however
   far), assembled in one copy. The result is chunked as the image (in "same" mode exactly). With
   ``method="direct"`` every sum runs in the in-memory call's order: the result is bitwise the
-  in-memory one (computed on the same kind of CPU). With "auto" each block picks its own method, and a block that takes the FFT
-  differs from a direct in-memory result within the FFT's bound.
+  in-memory one (computed on the same kind of CPU). With "auto" each block picks its own
+  method, and a block that takes the FFT differs from a direct in-memory result within the
+  FFT's bound.
 - :func:`conv2d` and :func:`conv2d_backward`: chunks along N as they come, along C only at
   group boundaries (a chunk holds whole groups; with ``groups=1`` the channels are one chunk),
   height and width whole. The weight gradient and the bias gradient are sums of one partial

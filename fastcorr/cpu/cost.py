@@ -25,8 +25,9 @@ from . import fft as _fft
 #: fits): this VM ran twice as fast that hour on both paths, so the fits' ratios to their own
 #: "fft" constant (taps_narrow 0.37-0.38, taps_wide 0.25-0.30, taps_element 4.4-4.5) were
 #: kept, scaled to the "fft" constant below, which the other constants were chosen against.
-#: Before that (the "fft" constant and the taps' before the fused multiply-adds), refitted on an Intel Xeon (KVM, family 6 model 167, AVX-512, 2 cores, 2 MiB L2 a core),
-#: float32 "same" images of 512^2 to 4096^2 with kernels of 3 to 63 (float64 costs twice as
+#: Before that (the "fft" constant, and the taps' before the fused multiply-adds), refitted
+#: on an Intel Xeon (KVM, family 6 model 167, AVX-512, 2 cores, 2 MiB L2 a core), float32
+#: "same" images of 512^2 to 4096^2 with kernels of 3 to 63 (float64 costs twice as
 #: much), after the FFT tiles' vectorised products, five-extent tiles and pruned inverse: the
 #: mean of two fits, each checked on both grids ("auto" within 1.00x and 1.06x of the faster
 #: method). The earlier fit (Zen 4) had the taps 2.5x cheaper and the FFT 1.2x cheaper per
