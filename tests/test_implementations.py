@@ -500,7 +500,7 @@ def test_flat_shared_frames_agree_bitwise_with_rows(dtype):
     one-sided and uneven padding and dilations must still read zeros only (outputs in the
     padding may share a place), and the last image's bottom padding lies past the stack's
     blocks (with a fill value: ``test_flat_and_taps_images_with_a_fill_value_agree_bitwise_with_rows``)."""
-    from fastcorr.cpu import _indexing, flat
+    from fastcorr.cpu import _indexing
 
     rng = np.random.default_rng(21)
     for h, w, kernel, kwargs in [(7, 7, (3, 3), dict(padding=1)),

@@ -226,7 +226,6 @@ def _outputs(tiling, products, bias, first, last, out):
 def _a(y0, y1, y2, y3):
     """``A y`` for four output gradients (the adjoint of :func:`_a_transpose`)."""
     s13 = y1 + y3
-    d13 = y1 - y3
     s02 = y0 + y2
     twice = y1 + y1
     eight = _times4(y3 + y3)
