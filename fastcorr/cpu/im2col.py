@@ -50,7 +50,13 @@ def im2col_rows(x, n_first, n_count, c_first, kh, kw, row_first, out_w, stride_h
 def _gather_tap_rows(plane, dst, h, w, n_rows, row_first, out_w, stride_h, stride_w, offset,
                      row_offset, pad_mode, fill):
     """``dst[i * out_w + j]`` = the padded plane at row ``(row_first + i) * stride_h +
-    row_offset``, column ``j * stride_w + offset``, for ``n_rows`` output rows."""
+    row_offset``, column ``j * stride_w + offset``, for ``n_rows`` output rows.
+
+    A column stride of 2 has a loop of its own, with the stride a constant LLVM vectorises
+    (Intel Xeon, AVX-512, float32, batch 8, one process, the gathers of a call, run time
+    before / after, ms: the 7x7/2 stem forward 6.6-8.4 / 5.6-7.3, 3x3/2 64 -> 128 on 56^2
+    4.3-4.5 / 3.9-4.1, ResNeXt's grouped 3x3/2 weight gradient 9.5-14.2 / 11.9-12.9: the
+    same samples, copied)."""
     lo, hi = in_range_span(out_w, stride_w, offset, w)
     for i in range(n_rows):
         base = i * out_w
@@ -64,6 +70,10 @@ def _gather_tap_rows(plane, dst, h, w, n_rows, row_first, out_w, stride_h, strid
             first, start = np.uintp(base + lo), np.uintp(lo + offset)
             for t in range(np.uintp(hi - lo)):
                 dst[first + t] = src[start + t]
+        elif stride_w == 2:
+            first, start = np.uintp(base + lo), np.uintp(lo * 2 + offset)
+            for t in range(np.uintp(hi - lo)):
+                dst[first + t] = src[start + np.uintp(2) * t]
         else:
             first, start = np.uintp(base + lo), np.uintp(lo * stride_w + offset)
             step = np.uintp(stride_w)
