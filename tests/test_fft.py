@@ -140,6 +140,38 @@ def test_auto_follows_the_cost_model_and_choose_method():
     assert method in times and set(times) == {"direct", "fft"}
 
 
+def test_auto_gradients_follow_the_cost_model():
+    """The "planes" weight gradient's cost grows with the plane past PLANES_KNEE pixels (its
+    sums leave the first-level cache) and the FFT input gradient costs FFT_GRAD_INPUT_FACTOR
+    times the forward's prediction; so a depthwise 11x11 weight gradient on 256^2 planes
+    takes the FFT, the same kernel on 48^2 planes the direct sums."""
+    from fastcorr import _validate as v
+    from fastcorr.cpu import cost
+
+    def plan(size, k):
+        return v.plan_conv2d((2, 4, size, size), (4, 1, k, k), None, 1, k // 2, 1, 4,
+                             "zeros", np.float32)
+
+    small, large = plan(48, 11), plan(256, 11)
+    for p in (small, large):
+        taps = cost.direct_seconds(p, "taps", 2) - cost.CONSTANTS["call"]
+        planes = cost.direct_seconds(p, "planes", 2) - cost.CONSTANTS["call"]
+        pixels = (p.input_shape[2] + 10) ** 2
+        grown = max(1.0, pixels / cost.PLANES_KNEE) ** cost.PLANES_EXPONENT
+        assert planes == pytest.approx(3.0 * grown * taps)
+    assert cost.direct_seconds(small, "planes", 2) < cost.direct_seconds(large, "planes", 2)
+    forward = cost.fft_seconds(large, 2) - cost.CONSTANTS["call"]
+    grad_input = cost.fft_seconds(large, 2, operation="grad_input") - cost.CONSTANTS["call"]
+    assert grad_input == pytest.approx(cost.FFT_GRAD_INPUT_FACTOR * forward)
+    rng = np.random.default_rng(0)
+    for size, expected in ((48, "planes"), (256, "fft")):
+        x = rng.standard_normal((2, 4, size, size)).astype(np.float32)
+        g = rng.standard_normal((2, 4, size, size)).astype(np.float32)
+        with fastcorr.trace() as ran:
+            fastcorr.conv2d_weight(x, (4, 1, 11, 11), g, padding=5, groups=4)
+        assert [r.implementation for r in ran] == [expected]
+
+
 def test_scratch_is_reused_per_range_and_bounded(monkeypatch):
     """The tiles' scratch: the same shapes get the same arrays back (per range index), new
     shapes replace them, and arrays over SCRATCH_BYTES are never kept."""

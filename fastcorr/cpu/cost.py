@@ -13,7 +13,11 @@ thread; the predictions divide by the threads used.
 - direct, "rows": ``outputs * taps`` at the general kernel's rate;
 - direct, "gemm": ``outputs * taps * C_in/groups`` at BLAS's rate, plus the patch gathering;
 - fft: per tile, two real transforms of ``T x T`` and the kernel's (``T^2 log2 T^2`` each),
-  plus the padded copy of the input.
+  plus the padded copy of the input;
+- gradients: the direct ones as a forward implementation times a factor (:data:`GRADIENT_AS`;
+  the "planes" weight gradient's growing with the plane, :data:`PLANES_KNEE`), the FFT
+  weight gradient in whole planes, the FFT input gradient as the forward times
+  :data:`FFT_GRAD_INPUT_FACTOR`.
 """
 
 import functools
@@ -63,12 +67,31 @@ def _sizes(plan):
 #: depthwise layers of the zoo: the gradients do 2-4x the memory traffic per multiply-add).
 GRADIENT_AS = {"planes": ("taps", 3.0), "scatter": ("taps", 2.0)}
 
+#: The "planes" weight gradient's factor grows with the padded plane past this many pixels,
+#: as ``(pixels / PLANES_KNEE) ** PLANES_EXPONENT``: its sums of each tap run over the whole
+#: flattened plane, and past a few thousand pixels they leave the first-level cache.
+#: Measured (Intel Xeon, 2 MiB L2 a core, float32, depthwise 5x5 to 21x21, 90 layer shapes of
+#: 32^2 to 512^2, one process), measured / predicted with the factor 3 alone: 0.7-1.4 on
+#: 32^2-64^2 planes, 1.4-1.9 on 128^2, 1.8-3.6 on 256^2, 5.4-6.7 on a 512^2 image (one task:
+#: one thread). With the factor 3 alone, "auto" had kept "planes" where the FFT was 1.3-4.1x
+#: faster (11x11 at 256^2: 29.4 ms against 7.2).
+PLANES_KNEE = 4096
+PLANES_EXPONENT = 0.3
+
+#: The FFT input gradient's predicted seconds times this: measured / predicted had a median
+#: of 1.7 on the layer shapes above (1.0-3.3; the forward's 1.4, the weight gradient's 0.9).
+#: The forward keeps its constant, fitted on single images (the sizes grid), where "auto"
+#: is checked.
+FFT_GRAD_INPUT_FACTOR = 1.7
+
 
 def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
     """Predicted seconds of a direct implementation ("taps", "flat", "rows", "gemm",
     "pointwise", or a gradient's "planes" and "scatter")."""
     if implementation in GRADIENT_AS:
         like, factor = GRADIENT_AS[implementation]
+        if implementation == "planes":
+            factor *= max(1.0, _padded_pixels(plan) / PLANES_KNEE) ** PLANES_EXPONENT
         base = direct_seconds(plan, like, threads, constants) - constants["call"]
         return constants["call"] + factor * base
     macs, elements = _sizes(plan)
@@ -85,6 +108,12 @@ def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
     else:
         seconds = macs * constants["rows"]
     return constants["call"] + _scale(plan) * seconds / max(1, threads)
+
+
+def _padded_pixels(plan):
+    """Pixels of one padded input plane."""
+    h, w = plan.input_shape[2:]
+    return (h + plan.pad_top + plan.pad_bottom) * (w + plan.pad_left + plan.pad_right)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -124,6 +153,8 @@ def fft_seconds(plan, threads, constants=CONSTANTS, operation="forward"):
     else:
         work, copied = _fft_work(plan)
         seconds = work * constants["fft"] + copied * constants["copy"]
+        if operation == "grad_input":
+            seconds *= FFT_GRAD_INPUT_FACTOR
     return constants["call"] + _scale(plan) * seconds / max(1, threads)
 
 
