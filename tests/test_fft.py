@@ -141,34 +141,42 @@ def test_auto_follows_the_cost_model_and_choose_method():
 
 
 def test_auto_gradients_follow_the_cost_model():
-    """The "planes" weight gradient's cost grows with the plane past PLANES_KNEE pixels (its
-    sums leave the first-level cache) and the FFT input gradient costs FFT_GRAD_INPUT_FACTOR
-    times the forward's prediction; so a depthwise 11x11 weight gradient on 256^2 planes
-    takes the FFT, the same kernel on 48^2 planes the direct sums."""
+    """The "planes" weight gradient's cost grows with the input it sums over past PLANES_KNEE
+    pixels (its sums leave the first-level cache): a whole padded plane, or a band's rows for
+    planes cut into bands; it runs tap by tap at every width (the taps' narrow rate). The
+    FFT input gradient costs FFT_GRAD_INPUT_FACTOR times the forward's prediction. So a
+    depthwise 11x11 weight gradient on 256^2 planes takes the FFT, a 5x5 one on 48^2 planes
+    and a 7x7 one on a single 1024^2 plane (in bands) the direct sums."""
     from fastcorr import _validate as v
-    from fastcorr.cpu import cost
+    from fastcorr.cpu import cost, depthwise
 
-    def plan(size, k):
-        return v.plan_conv2d((2, 4, size, size), (4, 1, k, k), None, 1, k // 2, 1, 4,
+    def plan(shape, k):
+        return v.plan_conv2d(shape, (shape[1], 1, k, k), None, 1, k // 2, 1, shape[1],
                              "zeros", np.float32)
 
-    small, large = plan(48, 11), plan(256, 11)
-    for p in (small, large):
-        taps = cost.direct_seconds(p, "taps", 2) - cost.CONSTANTS["call"]
+    narrow = {**cost.CONSTANTS, "taps_wide": cost.CONSTANTS["taps_narrow"]}
+    small, large, single = plan((2, 4, 48, 48), 11), plan((2, 4, 256, 256), 11), plan(
+        (1, 1, 1024, 1024), 7)
+    assert depthwise.weight_working_pixels(small) == 58 * 58  # the padded plane
+    assert depthwise.weight_working_pixels(large) == (depthwise.BAND_ROWS + 10) * 266
+    assert depthwise.weight_working_pixels(single) == (depthwise.BAND_ROWS + 6) * 1030
+    for p in (small, large, single):
+        taps = cost.direct_seconds(p, "taps", 2, narrow) - cost.CONSTANTS["call"]
         planes = cost.direct_seconds(p, "planes", 2) - cost.CONSTANTS["call"]
-        pixels = (p.input_shape[2] + 10) ** 2
-        grown = max(1.0, pixels / cost.PLANES_KNEE) ** cost.PLANES_EXPONENT
+        grown = max(1.0, depthwise.weight_working_pixels(p) / cost.PLANES_KNEE) \
+            ** cost.PLANES_EXPONENT
         assert planes == pytest.approx(3.0 * grown * taps)
     assert cost.direct_seconds(small, "planes", 2) < cost.direct_seconds(large, "planes", 2)
     forward = cost.fft_seconds(large, 2) - cost.CONSTANTS["call"]
     grad_input = cost.fft_seconds(large, 2, operation="grad_input") - cost.CONSTANTS["call"]
     assert grad_input == pytest.approx(cost.FFT_GRAD_INPUT_FACTOR * forward)
     rng = np.random.default_rng(0)
-    for size, expected in ((48, "planes"), (256, "fft")):
-        x = rng.standard_normal((2, 4, size, size)).astype(np.float32)
-        g = rng.standard_normal((2, 4, size, size)).astype(np.float32)
+    for shape, k, expected in (((2, 4, 48, 48), 5, "planes"), ((2, 4, 256, 256), 11, "fft"),
+                               ((1, 1, 1024, 1024), 7, "planes")):
+        x = rng.standard_normal(shape).astype(np.float32)
+        g = rng.standard_normal(shape).astype(np.float32)
         with fastcorr.trace() as ran:
-            fastcorr.conv2d_weight(x, (4, 1, 11, 11), g, padding=5, groups=4)
+            fastcorr.conv2d_weight(x, (shape[1], 1, k, k), g, padding=k // 2, groups=shape[1])
         assert [r.implementation for r in ran] == [expected]
 
 

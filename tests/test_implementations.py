@@ -636,3 +636,112 @@ def test_buffers_and_results_start_on_64_byte_boundaries(monkeypatch):
     assert len(seen) > 8
     large = [a for a in seen + results if a.nbytes >= _memory.MIN_ALIGNED_BYTES]
     assert len(large) > 8 and all(a.ctypes.data % 64 == 0 for a in large)
+
+
+def _spy_on_bands(monkeypatch):
+    """Record what each call of the banded weight gradient returned (None: it fell back)."""
+    from fastcorr.cpu import depthwise
+
+    returned = []
+    original = depthwise._grad_weight_in_bands
+
+    def spy(*args):
+        returned.append(original(*args))
+        return returned[-1]
+
+    monkeypatch.setattr(depthwise, "_grad_weight_in_bands", spy)
+    return returned
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_planes_weight_gradient_in_bands_matches_the_reference(monkeypatch, dtype):
+    """The "planes" weight gradient of large planes sums bands of BAND_ROWS output rows laid
+    out with their padded input rows (depthwise.lay_out_bands): here every plane of more than
+    BAND_ROWS output rows is cut into bands, and each image is a slab of its own (the slabs'
+    sums added), on random depthwise layers of every boundary rule, stride and dilation."""
+    from fastcorr.cpu import depthwise
+
+    monkeypatch.setattr(depthwise, "BAND_MIN_PIXELS", 0)
+    monkeypatch.setattr(depthwise, "BAND_SLAB_BYTES", 1)
+    returned = _spy_on_bands(monkeypatch)
+    rng = np.random.default_rng(31)
+    checked = 0
+    for _ in range(60):
+        x, weight, bias, kwargs = random_layer(rng, depthwise=True)
+        try:
+            plan = _plan(x, weight, None, kwargs)
+        except ValueError:
+            continue
+        if plan.out_shape[2] <= depthwise.BAND_ROWS:
+            continue
+        g = rng.standard_normal(plan.out_shape)
+        x_, w_, g_ = (a.astype(dtype) for a in (x, weight, g))
+        del returned[:]
+        with _select.force("cpu", grad_weight="planes"), fastcorr.trace() as ran:
+            got = _compute("grad_weight", x_, w_, None, g_, kwargs)
+        assert [r.implementation for r in ran if r.operation == "grad_weight"] == ["planes"]
+        assert len(returned) == 1 and returned[0] is not None
+        expected = _compute("grad_weight", x_, w_, None, g_, dict(kwargs, backend="reference"))
+        expected_abs = _compute("grad_weight", np.abs(x_), np.abs(w_), None, np.abs(g_),
+                                dict(kwargs, backend="reference"))
+        bound = _bound("grad_weight", "planes", x_, w_, g_, expected_abs, dtype,
+                       kwargs["groups"])
+        assert np.all(np.abs(got - expected) <= bound), kwargs
+        checked += 1
+    assert checked >= 10
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+@pytest.mark.parametrize("stride", [1, 2])
+def test_planes_weight_gradient_in_bands_falls_back_on_infinities(monkeypatch, stride):
+    """An infinity in the input rows the last band reads past the output (where the band's
+    output gradient is zeros) makes a NaN the true sums do not have: that result is computed
+    again over whole planes, which gives the reference's sums."""
+    from fastcorr.cpu import depthwise
+
+    monkeypatch.setattr(depthwise, "BAND_MIN_PIXELS", 0)
+    returned = _spy_on_bands(monkeypatch)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 21, 19))
+    x[1, 2, 20, 5] = np.inf  # the last row: past the last band's outputs at both strides
+    w = rng.standard_normal((3, 1, 3, 3))
+    size = ((21 - 3) // stride + 1, (19 - 3) // stride + 1)
+    g = rng.standard_normal((2, 3) + size)
+    expected = fastcorr.conv2d_backward(g, x, w, groups=3, stride=stride, backend="reference")[1]
+    with _select.force("cpu", grad_weight="planes"), fastcorr.trace() as ran:
+        got = fastcorr.conv2d_backward(g, x, w, groups=3, stride=stride)[1]
+    assert [r.implementation for r in ran if r.operation == "grad_weight"] == ["planes"]
+    assert returned == [None]  # the bands' result had a NaN: whole planes computed it
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_planes_weight_gradient_of_a_large_plane_runs_in_bands(monkeypatch, dtype):
+    """At the shipped threshold: planes of more than BAND_MIN_PIXELS padded pixels, a single
+    image (as correlate2d_backward has) and a strided, reflect-padded layer with a channel
+    multiplier."""
+    returned = _spy_on_bands(monkeypatch)
+    rng = np.random.default_rng(5)
+    for shape, kernel, kwargs in [((1, 1, 300, 290), (1, 1, 5, 5), dict(padding=(2, 2))),
+                                  ((2, 2, 270, 275), (4, 1, 3, 3),
+                                   dict(stride=(2, 2), padding=(1, 1), groups=2,
+                                        padding_mode="reflect"))]:
+        kwargs = dict(dict(stride=(1, 1), dilation=(1, 1), groups=1, padding_mode="zeros"),
+                      **kwargs)
+        x = rng.standard_normal(shape)
+        w = rng.standard_normal(kernel)
+        g = rng.standard_normal(_plan(x, w, None, kwargs).out_shape)
+        x_, w_, g_ = (a.astype(dtype) for a in (x, w, g))
+        del returned[:]
+        with _select.force("cpu", grad_weight="planes"), fastcorr.trace() as ran:
+            got = _compute("grad_weight", x_, w_, None, g_, kwargs)
+        assert [r.implementation for r in ran if r.operation == "grad_weight"] == ["planes"]
+        assert len(returned) == 1 and returned[0] is not None
+        reference = dict(kwargs, backend="reference")
+        expected = _compute("grad_weight", x_, w_, None, g_, reference)
+        expected_abs = _compute("grad_weight", np.abs(x_), np.abs(w_), None, np.abs(g_),
+                                reference)
+        bound = _bound("grad_weight", "planes", x_, w_, g_, expected_abs, dtype,
+                       kwargs["groups"])
+        assert np.all(np.abs(got - expected) <= bound), kwargs

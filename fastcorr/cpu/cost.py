@@ -67,9 +67,13 @@ def _sizes(plan):
 #: depthwise layers of the zoo: the gradients do 2-4x the memory traffic per multiply-add).
 GRADIENT_AS = {"planes": ("taps", 3.0), "scatter": ("taps", 2.0)}
 
-#: The "planes" weight gradient's factor grows with the padded plane past this many pixels,
-#: as ``(pixels / PLANES_KNEE) ** PLANES_EXPONENT``: its sums of each tap run over the whole
-#: flattened plane, and past a few thousand pixels they leave the first-level cache.
+#: The "planes" weight gradient's factor grows with the input a task sums over past this
+#: many pixels, as ``(pixels / PLANES_KNEE) ** PLANES_EXPONENT``: its sums of each tap run
+#: over the whole flattened plane (or a band's rows, for planes cut into bands:
+#: :func:`fastcorr.cpu.depthwise.weight_working_pixels`), and past a few thousand pixels they
+#: leave the first-level cache. It is costed at the taps' narrow rate at every width (its
+#: sums run tap by tap: the wide kernels' cheaper rate had it chosen at 11x11 where the FFT
+#: was 1.4-1.8x faster, Zen 4).
 #: Measured (Intel Xeon, 2 MiB L2 a core, float32, depthwise 5x5 to 21x21, 90 layer shapes of
 #: 32^2 to 512^2, one process), measured / predicted with the factor 3 alone: 0.7-1.4 on
 #: 32^2-64^2 planes, 1.4-1.9 on 128^2, 1.8-3.6 on 256^2, 5.4-6.7 on a 512^2 image (one task:
@@ -91,7 +95,11 @@ def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
     if implementation in GRADIENT_AS:
         like, factor = GRADIENT_AS[implementation]
         if implementation == "planes":
-            factor *= max(1.0, _padded_pixels(plan) / PLANES_KNEE) ** PLANES_EXPONENT
+            from .depthwise import weight_working_pixels  # imported on first use, as the tables do
+
+            factor *= max(1.0, weight_working_pixels(plan) / PLANES_KNEE) ** PLANES_EXPONENT
+            # its sums run tap by tap at any width: no wide kernels' rate
+            constants = {**constants, "taps_wide": constants["taps_narrow"]}
         base = direct_seconds(plan, like, threads, constants) - constants["call"]
         return constants["call"] + factor * base
     macs, elements = _sizes(plan)
@@ -108,12 +116,6 @@ def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
     else:
         seconds = macs * constants["rows"]
     return constants["call"] + _scale(plan) * seconds / max(1, threads)
-
-
-def _padded_pixels(plan):
-    """Pixels of one padded input plane."""
-    h, w = plan.input_shape[2:]
-    return (h + plan.pad_top + plan.pad_bottom) * (w + plan.pad_left + plan.pad_right)
 
 
 @functools.lru_cache(maxsize=1024)
