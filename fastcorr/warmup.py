@@ -7,7 +7,8 @@ compiling them. Each step runs one tiny call with one implementation forced, for
 type, so every kernel of the CPU tables is compiled: the width classes of the "taps" kernels
 (every kernel width), the general kernels, the small-plane "flat" kernels (with kernels of
 their own for zero padding at unit strides), im2col + BLAS, Winograd's transforms (F(2x2)
-and F(4x4)), the FFT path and the gradients.
+and F(4x4)), the FFT path and the gradients (the depthwise weight gradient's bands of
+large planes included).
 """
 
 import numpy as np
@@ -65,6 +66,7 @@ def _steps(dtype):
         forced("strided depthwise gradients", dict(grad_input="flat", grad_weight="planes"),
                lambda: fastcorr.conv2d_backward(arr(2, 4, 5, 5), x, dw, groups=4, stride=2,
                                                 padding=1)),
+        ("planes in bands (large planes)", lambda: _planes_in_bands(gd, x)),
         forced("winograd", dict(forward="winograd", grad_input="winograd",
                                 grad_weight="winograd"),
                lambda: fastcorr.conv2d_backward(g, x, w, **layer)
@@ -78,6 +80,18 @@ def _steps(dtype):
                                                      arr(4, 3))),
     ]
     return steps
+
+
+def _planes_in_bands(grad_out, x):
+    """The depthwise weight gradient's band layout (:func:`fastcorr.cpu.depthwise.
+    lay_out_bands`), which plain calls reach on planes of more than BAND_MIN_PIXELS only:
+    called directly on small ones."""
+    from . import _validate
+    from .cpu import depthwise
+
+    c = x.shape[1]
+    plan = _validate.plan_conv2d(x.shape, (c, 1, 3, 3), None, 1, 1, 1, c, "reflect", x.dtype)
+    depthwise._grad_weight_in_bands(grad_out, x, np.empty((c, 1, 3, 3), x.dtype), plan)
 
 
 def warmup(dtypes=DTYPES, progress=True):

@@ -343,6 +343,8 @@ def test_a_warm_cache_compiles_nothing_on_first_calls():
             "fastcorr.correlate2d(np.ones((50, 60)), np.ones((3, 11)))\n"
             "fastcorr.conv2d(np.ones((2, 3, 9, 9)), np.ones((6, 1, 7, 2)), groups=3, "
             "padding=1, stride=(2, 1))\n"
+            "fastcorr.conv2d_weight(np.ones((1, 1, 300, 300), np.float32), (1, 1, 3, 3), "
+            "np.ones((1, 1, 300, 300), np.float32), padding=1, method='direct')\n"
             "from numba.core.registry import CPUDispatcher\n"
             "misses = {}\n"
             "for name, module in list(sys.modules.items()):\n"
