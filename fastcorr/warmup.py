@@ -6,9 +6,9 @@ package's own folder by default) and every later process loads the kernels inste
 compiling them. Each step runs one tiny call with one implementation forced, for each float
 type, so every kernel of the CPU tables is compiled: the width classes of the "taps" kernels
 (every kernel width), the general kernels, the small-plane "flat" kernels (with kernels of
-their own for zero padding at unit strides), im2col + BLAS, Winograd's transforms (F(2x2)
-and F(4x4)), the FFT path and the gradients (the depthwise weight gradient's bands of
-large planes included).
+their own for zero padding at unit strides), im2col + BLAS, the stride phases' layout of
+"shifts", Winograd's transforms (F(2x2) and F(4x4)), the FFT path and the gradients (the
+depthwise weight gradient's bands of large planes included).
 """
 
 import numpy as np
@@ -52,6 +52,8 @@ def _steps(dtype):
         forced("fft", dict(forward="fft", grad_input="fft", grad_weight="fft"),
                lambda: fastcorr.conv2d_backward(g, x, w, method="fft", **layer)
                + (fastcorr.conv2d(x, w, method="fft", **layer),)),
+        forced("weight gradient: shifts", dict(grad_weight="shifts"),
+               lambda: fastcorr.conv2d_backward(g, x, w, **layer)),
         forced("gradients: scatter, rows", dict(grad_input="scatter", grad_weight="rows"),
                lambda: fastcorr.conv2d_backward(g, x, w, **layer)),
         forced("gradients: depthwise", dict(grad_input="taps", grad_weight="planes"),

@@ -365,9 +365,9 @@ def test_auto_takes_winograd_for_stride_one_3x3_layers(dtype):
     assert {r.method for r in _trace(x, w)} == {"winograd"}
     assert ran_for(x, w, g, method="direct") == ["gemm"] * 3
     # groups of 4 channels: the forward and the input gradient through "flat", the weight
-    # gradient through im2col
+    # gradient through "shifts"
     w4 = rng.standard_normal((16, 4, 3, 3)).astype(dtype)
-    assert ran_for(x, w4, g, groups=4) == ["flat", "flat", "gemm"]
+    assert ran_for(x, w4, g, groups=4) == ["flat", "flat", "shifts"]
     assert ran_for(x[:, :, :7, :7], w, g[:, :, :7, :7]) == ["winograd"] * 3  # 8 tiles
     assert ran_for(x[:1, :, :13, :13], w, g[:1, :, :13, :13]) == ["winograd4", "winograd4",
                                                                   "winograd"]  # 16 tiles
@@ -638,6 +638,27 @@ def test_buffers_and_results_start_on_64_byte_boundaries(monkeypatch):
     assert len(large) > 8 and all(a.ctypes.data % 64 == 0 for a in large)
 
 
+def _check_weight_gradient(name, x, weight, kwargs, rng, dtype):
+    """Implementation ``name``'s weight gradient of the layer against the reference, within
+    the direct sums' bound; returns the plan, or None for an invalid layer."""
+    try:
+        plan = _plan(x, weight, None, kwargs)
+    except ValueError:
+        return None
+    g = rng.standard_normal(plan.out_shape)
+    x_, w_, g_ = (a.astype(dtype) for a in (x, weight, g))
+    with _select.force("cpu", grad_weight=name), fastcorr.trace() as ran:
+        got = _compute("grad_weight", x_, w_, None, g_, kwargs)
+    assert [r.implementation for r in ran if r.operation == "grad_weight"] == [name]
+    reference = dict(kwargs, backend="reference")
+    expected = _compute("grad_weight", x_, w_, None, g_, reference)
+    expected_abs = _compute("grad_weight", np.abs(x_), np.abs(w_), None, np.abs(g_),
+                            reference)
+    bound = _bound("grad_weight", name, x_, w_, g_, expected_abs, dtype, kwargs["groups"])
+    assert np.all(np.abs(got - expected) <= bound), kwargs
+    return plan
+
+
 def _spy_on_bands(monkeypatch):
     """Record what each call of the banded weight gradient returned (None: it fell back)."""
     from fastcorr.cpu import depthwise
@@ -667,26 +688,15 @@ def test_planes_weight_gradient_in_bands_matches_the_reference(monkeypatch, dtyp
     rng = np.random.default_rng(31)
     checked = 0
     for _ in range(60):
-        x, weight, bias, kwargs = random_layer(rng, depthwise=True)
+        x, weight, _, kwargs = random_layer(rng, depthwise=True)
         try:
-            plan = _plan(x, weight, None, kwargs)
+            if _plan(x, weight, None, kwargs).out_shape[2] <= depthwise.BAND_ROWS:
+                continue  # not cut
         except ValueError:
             continue
-        if plan.out_shape[2] <= depthwise.BAND_ROWS:
-            continue
-        g = rng.standard_normal(plan.out_shape)
-        x_, w_, g_ = (a.astype(dtype) for a in (x, weight, g))
         del returned[:]
-        with _select.force("cpu", grad_weight="planes"), fastcorr.trace() as ran:
-            got = _compute("grad_weight", x_, w_, None, g_, kwargs)
-        assert [r.implementation for r in ran if r.operation == "grad_weight"] == ["planes"]
+        _check_weight_gradient("planes", x, weight, kwargs, rng, dtype)
         assert len(returned) == 1 and returned[0] is not None
-        expected = _compute("grad_weight", x_, w_, None, g_, dict(kwargs, backend="reference"))
-        expected_abs = _compute("grad_weight", np.abs(x_), np.abs(w_), None, np.abs(g_),
-                                dict(kwargs, backend="reference"))
-        bound = _bound("grad_weight", "planes", x_, w_, g_, expected_abs, dtype,
-                       kwargs["groups"])
-        assert np.all(np.abs(got - expected) <= bound), kwargs
         checked += 1
     assert checked >= 10
 
@@ -745,3 +755,41 @@ def test_planes_weight_gradient_of_a_large_plane_runs_in_bands(monkeypatch, dtyp
         bound = _bound("grad_weight", "planes", x_, w_, g_, expected_abs, dtype,
                        kwargs["groups"])
         assert np.all(np.abs(got - expected) <= bound), kwargs
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_shifts_weight_gradient_in_slabs_matches_the_reference(monkeypatch, dtype):
+    """"shifts" lays a slab of images out at a time (here one image a slab, the slabs' sums
+    added in order), on random dense and grouped layers of every boundary rule, stride and
+    dilation."""
+    from fastcorr.cpu import shifts
+
+    monkeypatch.setattr(shifts, "SLAB_BYTES", 1)
+    rng = np.random.default_rng(41)
+    checked = 0
+    for _ in range(40):
+        x, weight, _, kwargs = random_layer(rng, depthwise=False)
+        checked += _check_weight_gradient("shifts", x, weight, kwargs, rng, dtype) is not None
+    assert checked >= 10
+
+
+@pytest.mark.parametrize("layer, method, expected", [
+    (((2, 32, 12, 12), (32, 4, 3, 3), dict(groups=8)), "auto", "shifts"),  # ResNeXt-like
+    (((2, 32, 12, 12), (32, 4, 3, 3), dict(groups=8, stride=2)), "direct", "shifts"),
+    (((2, 32, 12, 12), (32, 16, 3, 3), dict(groups=2)), "auto", "shifts"),  # not Winograd
+    (((2, 64, 10, 10), (64, 32, 3, 3), dict(groups=2)), "direct", "gemm"),  # 32 a group
+    (((2, 16, 10, 10), (16, 16, 3, 3), {}), "direct", "gemm"),  # dense
+    (((2, 8, 12, 12), (8, 1, 3, 3), dict(groups=8)), "direct", "planes"),  # depthwise
+    (((2, 32, 9, 9), (32, 4, 1, 1), dict(groups=8)), "direct", "rows"),  # 1x1 groups: thin
+])
+def test_grouped_weight_gradients_take_shifts(layer, method, expected):
+    """Grouped layers of 2-16 input channels a group take "shifts" for their weight
+    gradient (before im2col and Winograd); dense layers, wider groups and depthwise layers
+    keep theirs."""
+    x_shape, w_shape, kwargs = layer
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    g = rng.standard_normal(fastcorr.conv2d(x, w, **kwargs).shape)
+    with fastcorr.trace() as ran:
+        fastcorr.conv2d_weight(x, w_shape, g, method=method, **kwargs)
+    assert [r.implementation for r in ran] == [expected]

@@ -120,7 +120,7 @@ def test_non_finite_weights_in_depthwise_gradients_match_torch(padding_mode):
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered")
-@pytest.mark.parametrize("name", ["planes", "rows", "gemm", "flat-forward"])
+@pytest.mark.parametrize("name", ["planes", "rows", "gemm", "shifts", "flat-forward"])
 @pytest.mark.parametrize("bad", [np.inf, np.nan], ids=["inf", "nan"])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_non_finite_inputs_give_the_references_weight_gradient(bad, name, stride):
@@ -345,6 +345,8 @@ def test_a_warm_cache_compiles_nothing_on_first_calls():
             "padding=1, stride=(2, 1))\n"
             "fastcorr.conv2d_weight(np.ones((1, 1, 300, 300), np.float32), (1, 1, 3, 3), "
             "np.ones((1, 1, 300, 300), np.float32), padding=1, method='direct')\n"
+            "fastcorr.conv2d_backward(np.ones((2, 8, 5, 5)), np.ones((2, 8, 9, 9)), "
+            "np.ones((8, 4, 3, 3)), groups=2, stride=2, padding=1)\n"
             "from numba.core.registry import CPUDispatcher\n"
             "misses = {}\n"
             "for name, module in list(sys.modules.items()):\n"

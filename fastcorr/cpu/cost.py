@@ -91,7 +91,7 @@ FFT_GRAD_INPUT_FACTOR = 1.7
 
 def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
     """Predicted seconds of a direct implementation ("taps", "flat", "rows", "gemm",
-    "pointwise", or a gradient's "planes" and "scatter")."""
+    "pointwise", or a gradient's "planes", "scatter" and "shifts")."""
     if implementation in GRADIENT_AS:
         like, factor = GRADIENT_AS[implementation]
         if implementation == "planes":
@@ -113,6 +113,8 @@ def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
             * plan.groups * constants["gather"]
     elif implementation == "pointwise":  # BLAS without the gathering
         seconds = macs * constants["gemm"]
+    elif implementation == "shifts":  # BLAS over views, after a copy of both operands
+        seconds = macs * constants["gemm"] + elements * constants["copy"]
     else:
         seconds = macs * constants["rows"]
     return constants["call"] + _scale(plan) * seconds / max(1, threads)

@@ -345,18 +345,10 @@ BAND_ROWS = 8
 def weight_working_pixels(plan):
     """Pixels of the input a task of :func:`grad_weight` sums over: a band's, for planes
     cut into bands, else the padded plane's (the cost model's measure of its working set)."""
-    rows, cols = _read_extent(plan)
+    rows, cols = phase_extent(plan)[:2]
     if rows * cols <= BAND_MIN_PIXELS or plan.out_shape[2] <= BAND_ROWS:
         return rows * cols
     return _band_input_rows(plan) * cols
-
-
-def _read_extent(plan):
-    """``(rows, cols)`` of the padded input the outputs read (at the plan's strides)."""
-    kh, kw = plan.weight_shape[2:]
-    (sh, sw), (dh, dw) = plan.stride, plan.dilation
-    out_h, out_w = plan.out_shape[2:]
-    return (out_h - 1) * sh + (kh - 1) * dh + 1, (out_w - 1) * sw + (kw - 1) * dw + 1
 
 
 def _band_input_rows(plan):
@@ -383,7 +375,7 @@ def _grad_weight_in_bands(grad_out, x, grad_w, plan):
     again over whole planes: returns None for that."""
     n, c_in = plan.input_shape[:2]
     c_out, out_h, out_w = plan.out_shape[1:]
-    rows, cols = _read_extent(plan)
+    rows, cols = phase_extent(plan)[:2]
     n_bands = -(-out_h // BAND_ROWS)
     band_rows = _band_input_rows(plan)
     pitch = BAND_ROWS * plan.stride[0]  # between the bands' first rows
@@ -448,7 +440,7 @@ def grad_weight(grad_out, x, grad_w, plan):
 
     Planes of more than BAND_MIN_PIXELS padded pixels are summed in bands of output rows
     (:func:`_grad_weight_in_bands`)."""
-    if (np.prod(_read_extent(plan)) > BAND_MIN_PIXELS and plan.out_shape[2] > BAND_ROWS
+    if (np.prod(phase_extent(plan)[:2]) > BAND_MIN_PIXELS and plan.out_shape[2] > BAND_ROWS
             and _grad_weight_in_bands(grad_out, x, grad_w, plan) is not None):
         return grad_w
     kh, kw = plan.weight_shape[2:]
