@@ -739,22 +739,10 @@ def test_planes_weight_gradient_of_a_large_plane_runs_in_bands(monkeypatch, dtyp
                                         padding_mode="reflect"))]:
         kwargs = dict(dict(stride=(1, 1), dilation=(1, 1), groups=1, padding_mode="zeros"),
                       **kwargs)
-        x = rng.standard_normal(shape)
-        w = rng.standard_normal(kernel)
-        g = rng.standard_normal(_plan(x, w, None, kwargs).out_shape)
-        x_, w_, g_ = (a.astype(dtype) for a in (x, w, g))
         del returned[:]
-        with _select.force("cpu", grad_weight="planes"), fastcorr.trace() as ran:
-            got = _compute("grad_weight", x_, w_, None, g_, kwargs)
-        assert [r.implementation for r in ran if r.operation == "grad_weight"] == ["planes"]
+        assert _check_weight_gradient("planes", rng.standard_normal(shape),
+                                      rng.standard_normal(kernel), kwargs, rng, dtype)
         assert len(returned) == 1 and returned[0] is not None
-        reference = dict(kwargs, backend="reference")
-        expected = _compute("grad_weight", x_, w_, None, g_, reference)
-        expected_abs = _compute("grad_weight", np.abs(x_), np.abs(w_), None, np.abs(g_),
-                                reference)
-        bound = _bound("grad_weight", "planes", x_, w_, g_, expected_abs, dtype,
-                       kwargs["groups"])
-        assert np.all(np.abs(got - expected) <= bound), kwargs
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

@@ -342,13 +342,17 @@ BAND_MIN_PIXELS = 1 << 16
 BAND_ROWS = 8
 
 
+def _cut_in_bands(plan):
+    """Whether :func:`grad_weight` sums ``plan``'s planes in bands of output rows."""
+    rows, cols = phase_extent(plan)[:2]
+    return rows * cols > BAND_MIN_PIXELS and plan.out_shape[2] > BAND_ROWS
+
+
 def weight_working_pixels(plan):
     """Pixels of the input a task of :func:`grad_weight` sums over: a band's, for planes
     cut into bands, else the padded plane's (the cost model's measure of its working set)."""
     rows, cols = phase_extent(plan)[:2]
-    if rows * cols <= BAND_MIN_PIXELS or plan.out_shape[2] <= BAND_ROWS:
-        return rows * cols
-    return _band_input_rows(plan) * cols
+    return (_band_input_rows(plan) if _cut_in_bands(plan) else rows) * cols
 
 
 def _band_input_rows(plan):
@@ -440,8 +444,7 @@ def grad_weight(grad_out, x, grad_w, plan):
 
     Planes of more than BAND_MIN_PIXELS padded pixels are summed in bands of output rows
     (:func:`_grad_weight_in_bands`)."""
-    if (np.prod(phase_extent(plan)[:2]) > BAND_MIN_PIXELS and plan.out_shape[2] > BAND_ROWS
-            and _grad_weight_in_bands(grad_out, x, grad_w, plan) is not None):
+    if _cut_in_bands(plan) and _grad_weight_in_bands(grad_out, x, grad_w, plan) is not None:
         return grad_w
     kh, kw = plan.weight_shape[2:]
     (sh, sw), (dh, dw) = plan.stride, plan.dilation

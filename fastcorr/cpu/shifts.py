@@ -19,16 +19,14 @@ makes a NaN the true sums do not have, so a non-finite result is computed again 
 import numpy as np
 
 from .. import _memory
-from . import _pool
+from . import _pool, gemm
 from ._indexing import boundary_maps, phase_extent
 from ._jit import kernel
+from .gemm import COPY_WORK  # a copied sample's weight, as im2col's
 
 #: Bytes of the layout (input phases and output gradient grid) made at a time: larger
 #: batches are summed a slab of images at a time, the slabs' sums added in order.
 SLAB_BYTES = 4 << 20
-
-#: Copies counted as this many multiply-adds when deciding how many threads to use.
-COPY_WORK = 4
 
 
 def why_not(plan):
@@ -147,6 +145,4 @@ def grad_weight(grad_out, x, grad_w, plan):
                     by_tap[..., p, q] = product
     if np.isfinite(grad_w).all():
         return grad_w
-    from . import gemm
-
     return gemm.grad_weight(grad_out, x, grad_w, plan)
