@@ -7,8 +7,8 @@ compiling them. Each step runs one tiny call with one implementation forced, for
 type, so every kernel of the CPU tables is compiled: the width classes of the "taps" kernels
 (every kernel width), the general kernels, the small-plane "flat" kernels (with kernels of
 their own for zero padding at unit strides), im2col + BLAS, the stride phases' layout of
-"shifts", Winograd's transforms (F(2x2) and F(4x4)), the FFT path and the gradients (the
-depthwise weight gradient's bands of large planes included).
+"shifts" and the stores of "phases", Winograd's transforms (F(2x2) and F(4x4)), the FFT
+path and the gradients (the depthwise weight gradient's bands of large planes included).
 """
 
 import numpy as np
@@ -54,6 +54,9 @@ def _steps(dtype):
                + (fastcorr.conv2d(x, w, method="fft", **layer),)),
         forced("weight gradient: shifts", dict(grad_weight="shifts"),
                lambda: fastcorr.conv2d_backward(g, x, w, **layer)),
+        forced("input gradient: phases", dict(grad_input="phases"),
+               lambda: fastcorr.conv2d_input(x.shape, arr(4, 2, 3, 3), arr(2, 4, 5, 5),
+                                             stride=2, padding=1, groups=2)),
         forced("gradients: scatter, rows", dict(grad_input="scatter", grad_weight="rows"),
                lambda: fastcorr.conv2d_backward(g, x, w, **layer)),
         forced("gradients: depthwise", dict(grad_input="taps", grad_weight="planes"),

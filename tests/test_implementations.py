@@ -21,10 +21,11 @@ DTYPES = (np.float64, np.float32)
 WINOGRAD = ("winograd", "winograd4")
 
 
-def random_layer(rng, depthwise, *, max_k=9, pointwise=False, winograd=False):
+def random_layer(rng, depthwise, *, max_k=9, pointwise=False, winograd=False, strided=False):
     """Random conv2d operands and arguments (possibly invalid: callers skip ValueErrors);
     ``pointwise``: 1x1 kernels without padding; ``winograd``: 3x3 kernels at unit strides
-    and dilations, padding up to 2."""
+    and dilations, padding up to 2; ``strided``: strides of 2 or 3 on at least one axis, zero
+    padding, unit dilations (the "phases" input gradient's layers)."""
     groups = int(rng.integers(1, 4))
     c_in_g = 1 if depthwise else int(rng.integers(1, 4))
     c_out_g = 1 if rng.random() < 0.5 else int(rng.integers(1, 4))
@@ -34,11 +35,15 @@ def random_layer(rng, depthwise, *, max_k=9, pointwise=False, winograd=False):
     max_pad = 4
     if winograd:
         kh, kw, dilation, stride, max_pad = 3, 3, (1, 1), (1, 1), 3
+    if strided:
+        dilation = (1, 1)
+        stride = [(2, 2), (2, 1), (1, 2), (3, 2), (2, 3)][int(rng.integers(0, 5))]
     h, w = (int(s) for s in rng.integers(3, 24, 2))
     kwargs = dict(stride=stride, dilation=dilation, groups=groups,
                   padding=(0, 0) if pointwise else (int(rng.integers(0, max_pad)),
                                                     int(rng.integers(0, max_pad))),
-                  padding_mode=str(rng.choice(["zeros", "reflect", "replicate", "circular"])))
+                  padding_mode="zeros" if strided else
+                  str(rng.choice(["zeros", "reflect", "replicate", "circular"])))
     n = int(rng.integers(1, 3))
     x = rng.standard_normal((n, groups * c_in_g, h, w))
     weight = rng.standard_normal((groups * c_out_g, c_in_g, kh, kw))
@@ -118,7 +123,8 @@ def test_every_implementation_matches_the_reference(operation, name, dtype):
         # (most plans the pointwise implementation sees are its own: 1x1, no padding)
         x, weight, bias, kwargs = random_layer(rng, depthwise=trial % 2 == 0,
                                                pointwise=name == "pointwise" and trial % 4 > 0,
-                                               winograd=name in WINOGRAD and trial % 4 > 0)
+                                               winograd=name in WINOGRAD and trial % 4 > 0,
+                                               strided=name == "phases" and trial % 4 > 0)
         try:
             plan = _plan(x, weight, bias, kwargs)
         except ValueError:
@@ -638,23 +644,26 @@ def test_buffers_and_results_start_on_64_byte_boundaries(monkeypatch):
     assert len(large) > 8 and all(a.ctypes.data % 64 == 0 for a in large)
 
 
-def _check_weight_gradient(name, x, weight, kwargs, rng, dtype):
-    """Implementation ``name``'s weight gradient of the layer against the reference, within
-    the direct sums' bound; returns the plan, or None for an invalid layer."""
+def _check_gradient(name, x, weight, kwargs, rng, dtype, operation="grad_weight"):
+    """Implementation ``name``'s gradient (``operation``) of the layer against the reference,
+    within the direct sums' bound; returns the plan, or None for an invalid layer or one
+    ``name`` cannot compute."""
     try:
         plan = _plan(x, weight, None, kwargs)
     except ValueError:
         return None
+    if TABLES[operation][name].why_not(plan) is not None:
+        return None
     g = rng.standard_normal(plan.out_shape)
     x_, w_, g_ = (a.astype(dtype) for a in (x, weight, g))
-    with _select.force("cpu", grad_weight=name), fastcorr.trace() as ran:
-        got = _compute("grad_weight", x_, w_, None, g_, kwargs)
-    assert [r.implementation for r in ran if r.operation == "grad_weight"] == [name]
+    with _select.force("cpu", **{operation: name}), fastcorr.trace() as ran:
+        got = _compute(operation, x_, w_, None, g_, kwargs)
+    assert [r.implementation for r in ran if r.operation == operation] == [name]
     reference = dict(kwargs, backend="reference")
-    expected = _compute("grad_weight", x_, w_, None, g_, reference)
-    expected_abs = _compute("grad_weight", np.abs(x_), np.abs(w_), None, np.abs(g_),
+    expected = _compute(operation, x_, w_, None, g_, reference)
+    expected_abs = _compute(operation, np.abs(x_), np.abs(w_), None, np.abs(g_),
                             reference)
-    bound = _bound("grad_weight", name, x_, w_, g_, expected_abs, dtype, kwargs["groups"])
+    bound = _bound(operation, name, x_, w_, g_, expected_abs, dtype, kwargs["groups"])
     assert np.all(np.abs(got - expected) <= bound), kwargs
     return plan
 
@@ -695,7 +704,7 @@ def test_planes_weight_gradient_in_bands_matches_the_reference(monkeypatch, dtyp
         except ValueError:
             continue
         del returned[:]
-        _check_weight_gradient("planes", x, weight, kwargs, rng, dtype)
+        _check_gradient("planes", x, weight, kwargs, rng, dtype)
         assert len(returned) == 1 and returned[0] is not None
         checked += 1
     assert checked >= 10
@@ -740,7 +749,7 @@ def test_planes_weight_gradient_of_a_large_plane_runs_in_bands(monkeypatch, dtyp
         kwargs = dict(dict(stride=(1, 1), dilation=(1, 1), groups=1, padding_mode="zeros"),
                       **kwargs)
         del returned[:]
-        assert _check_weight_gradient("planes", rng.standard_normal(shape),
+        assert _check_gradient("planes", rng.standard_normal(shape),
                                       rng.standard_normal(kernel), kwargs, rng, dtype)
         assert len(returned) == 1 and returned[0] is not None
 
@@ -757,8 +766,65 @@ def test_shifts_weight_gradient_in_slabs_matches_the_reference(monkeypatch, dtyp
     checked = 0
     for _ in range(40):
         x, weight, _, kwargs = random_layer(rng, depthwise=False)
-        checked += _check_weight_gradient("shifts", x, weight, kwargs, rng, dtype) is not None
+        checked += _check_gradient("shifts", x, weight, kwargs, rng, dtype) is not None
     assert checked >= 10
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_phases_input_gradient_in_slabs_matches_the_reference(monkeypatch, dtype):
+    """"phases" computes a slab of images at a time (here one image a slab) on random strided
+    dense, grouped and depthwise layers; its phases' kernels of one to nine taps, and phases
+    no tap reaches (1x1 kernels at stride 2), give zeros."""
+    from fastcorr.cpu import phases
+
+    monkeypatch.setattr(phases, "SLAB_BYTES", 1)
+    rng = np.random.default_rng(43)
+    checked = 0
+    for trial in range(40):
+        x, weight, _, kwargs = random_layer(rng, depthwise=trial % 3 == 0, strided=True,
+                                            pointwise=trial % 5 == 0)
+        checked += _check_gradient("phases", x, weight, kwargs, rng, dtype,
+                                   operation="grad_input") is not None
+    assert checked >= 20
+
+
+@pytest.mark.parametrize("layer, expected", [
+    (((2, 32, 12, 12), (32, 4, 3, 3), dict(groups=8, stride=2, padding=1)), "phases"),
+    (((2, 16, 13, 11), (16, 8, 5, 5), dict(groups=2, stride=(2, 1), padding=2)), "phases"),
+    (((2, 32, 12, 12), (32, 4, 3, 3), dict(groups=8, padding=1)), "flat"),  # unit strides
+    (((2, 16, 12, 12), (32, 16, 3, 3), dict(stride=2, padding=1)), "gemm"),  # dense
+    (((2, 8, 12, 12), (8, 1, 3, 3), dict(groups=8, stride=2, padding=1)), "flat"),  # depthwise
+    (((2, 32, 12, 12), (32, 4, 3, 3), dict(groups=8, stride=2, padding=1,
+                                           padding_mode="reflect")), "gemm"),
+])
+def test_strided_grouped_input_gradients_take_phases(layer, expected):
+    """Strided grouped layers of a few channels a group take "phases" for their input
+    gradient; unit strides, dense and depthwise layers and other boundary rules keep theirs,
+    and so do weights that are not finite (the phases multiply the zeros around the output
+    gradient by them)."""
+    x_shape, w_shape, kwargs = layer
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    g = rng.standard_normal(fastcorr.conv2d(x, w, **kwargs).shape)
+    with fastcorr.trace() as ran:
+        got = fastcorr.conv2d_input(x_shape, w, g, **kwargs)
+    assert [r.implementation for r in ran] == [expected]
+    expected_grad = fastcorr.conv2d_input(x_shape, w, g, backend="reference", **kwargs)
+    np.testing.assert_allclose(got, expected_grad, rtol=1e-12, atol=1e-12)
+    if expected != "phases":
+        return
+    # an infinity in the output gradient reaches the sums that read it ("phases"); one in the
+    # weights goes to im2col
+    bad_g, bad_w = g.copy(), w.copy()
+    bad_g[1, 3, 0, 2] = bad_w[0, 0, 1, 1] = np.inf
+    for grad, weight, name in [(bad_g, w, "phases"), (g, bad_w, "gemm")]:
+        with fastcorr.trace() as ran:
+            got = fastcorr.conv2d_input(x_shape, weight, grad, **kwargs)
+        assert [r.implementation for r in ran] == [name]
+        expected_grad = fastcorr.conv2d_input(x_shape, weight, grad, backend="reference",
+                                              **kwargs)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected_grad))
+        np.testing.assert_allclose(got, expected_grad, rtol=1e-12, atol=1e-12, equal_nan=True)
 
 
 @pytest.mark.parametrize("layer, method, expected", [

@@ -391,6 +391,18 @@ for shape, wshape, kw in cases:
             gx_ref, _, _ = fastcorr.conv2d_backward(g, x, w, groups=groups,
                                                     output_mask=(True, False, False), **kw)
         assert np.allclose(gx, gx_ref, rtol=1e-12, atol=1e-12), (shape, wshape, kw)
+for shape, wshape, kw in [((2, 4, 9, 10), (4, 2, 3, 3), dict(padding=1, stride=2)),
+                          ((1, 4, 12, 7), (6, 2, 2, 5), dict(padding=(0, 2), stride=(3, 2))),
+                          ((2, 4, 5, 6), (4, 2, 1, 1), dict(stride=2))]:  # "phases"
+    x, w = rng.standard_normal(shape), rng.standard_normal(wshape)
+    groups = shape[1] // wshape[1]
+    g = rng.standard_normal(reference.conv2d(x, w, groups=groups, **kw).shape)
+    grads = []
+    for name in ("phases", "scatter"):
+        with _select.force("cpu", grad_input=name):
+            grads.append(fastcorr.conv2d_backward(g, x, w, groups=groups,
+                                                  output_mask=(True, False, False), **kw)[0])
+    assert np.allclose(grads[0], grads[1], rtol=1e-12, atol=1e-12), (shape, wshape, kw)
 for mode in ("full", "same", "valid"):  # a one-row image framed by the fill value
     a, k = rng.standard_normal((1, 6)), rng.standard_normal((3, 4) if mode != "valid" else (1, 4))
     with _select.force("cpu", forward="flat"):
@@ -402,7 +414,8 @@ print("in bounds")
 
 def test_flat_kernels_stay_inside_their_buffers(sandbox):
     """The "flat" kernels index their buffers by hand (shared frames, stride phases, the
-    vector loops' overrun); an index past a buffer had corrupted the heap silently. Here
+    vector loops' overrun; "phases" runs them on plans with asymmetric padding and stores
+    their results by hand); an index past a buffer had corrupted the heap silently. Here
     they run with Numba's bounds checks on (``NUMBA_BOUNDSCHECK=1``, compiled into a cache
     of their own) on the plans at the edges of those buffers: an index out of bounds is an
     ``IndexError``."""

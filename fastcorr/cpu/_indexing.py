@@ -212,3 +212,14 @@ def tap_shifts(plan, phase_rows, phase_cols, channel_pitch, phase_pitch=None):
     within = (phase * phase_pitch + (r // sh) * phase_cols + c // sw).ravel()
     channels = np.arange(c_in_g)[:, None] * channel_pitch
     return (channels + within[None, :]).ravel().astype(np.uintp)
+
+
+def phase_taps(phase, kernel, pad, stride, size):
+    """One stride phase of the input along one axis, for the input gradients at strides
+    (:func:`fastcorr.cpu.flat.grad_input`, :mod:`fastcorr.cpu.phases`): the taps ``p`` that
+    reach input index ``phase + stride * u`` (from output ``u + e``, ``e = (phase + pad - p)
+    // stride``), in the order of ``e`` (``p`` decreasing: the kernel rotated), the first
+    ``e``, and how many indices the phase has."""
+    reach = [p for p in range(kernel - 1, -1, -1) if (phase + pad - p) % stride == 0]
+    first = (phase + pad - reach[0]) // stride if reach else 0
+    return reach, first, len(range(phase, size, stride))

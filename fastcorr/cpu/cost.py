@@ -91,7 +91,7 @@ FFT_GRAD_INPUT_FACTOR = 1.7
 
 def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
     """Predicted seconds of a direct implementation ("taps", "flat", "rows", "gemm",
-    "pointwise", or a gradient's "planes", "scatter" and "shifts")."""
+    "pointwise", or a gradient's "planes", "scatter", "phases" and "shifts")."""
     if implementation in GRADIENT_AS:
         like, factor = GRADIENT_AS[implementation]
         if implementation == "planes":
@@ -105,7 +105,8 @@ def direct_seconds(plan, implementation, threads, constants=CONSTANTS):
     macs, elements = _sizes(plan)
     n, _, out_h, out_w = plan.out_shape
     c_in_g, kh, kw = plan.weight_shape[1:]
-    if implementation in ("taps", "flat"):  # "flat" is "taps" on small planes, no slower
+    # "flat" is "taps" on small planes, no slower; "phases" is "flat" a stride phase
+    if implementation in ("taps", "flat", "phases"):
         rate = constants["taps_narrow"] if kw <= 8 else constants["taps_wide"]
         seconds = max(macs * rate, elements * constants["taps_element"])
     elif implementation == "gemm":

@@ -53,8 +53,8 @@ from .. import _memory
 from .._validate import ZEROS
 from . import _pool, depthwise
 from ._indexing import (boundary_maps, column_phases, copy_inside, copy_with_maps,
-                        in_range_span, phase_extent, phase_row, phase_row_starts, shared_frame,
-                        tap_shifts)
+                        in_range_span, phase_extent, phase_row, phase_row_starts,
+                        phase_taps, shared_frame, tap_shifts)
 from ._jit import helper, kernel
 
 #: The vector loops run over a multiple of this many samples (the samples past the span are
@@ -406,16 +406,6 @@ def grad_input_phases(grad_out, weight, grad_x, stride_h, stride_w, top, left, r
                         dst[at + v * step] = acc[base + v]
 
 
-def _phase_taps(phase, kernel, pad, stride, size):
-    """One stride phase of the input along one axis, for :func:`grad_input`: the taps ``p``
-    that reach input index ``phase + stride * u`` (from output ``u + e``, ``e = (phase + pad -
-    p) // stride``), in the order of ``e`` (``p`` decreasing: the kernel rotated), the first
-    ``e``, and how many indices the phase has."""
-    reach = [p for p in range(kernel - 1, -1, -1) if (phase + pad - p) % stride == 0]
-    first = (phase + pad - reach[0]) // stride if reach else 0
-    return reach, first, len(range(phase, size, stride))
-
-
 @functools.lru_cache(maxsize=256)
 def _phases(plan):
     """What :func:`grad_input_phases` needs of the plan alone: ``(top, left, rows, cols,
@@ -424,8 +414,8 @@ def _phases(plan):
     n, c, h, w = plan.input_shape
     out_h, out_w = plan.out_shape[2:]
     (sh, sw), (kh, kw) = plan.stride, plan.weight_shape[2:]
-    row_phases = [_phase_taps(a, kh, plan.pad_top, sh, h) for a in range(sh)]
-    col_phases = [_phase_taps(b, kw, plan.pad_left, sw, w) for b in range(sw)]
+    row_phases = [phase_taps(a, kh, plan.pad_top, sh, h) for a in range(sh)]
+    col_phases = [phase_taps(b, kw, plan.pad_left, sw, w) for b in range(sw)]
     # the frame: room for every phase's first and last offsets
     top = max([0] + [-first for reach, first, _ in row_phases if reach])
     left = max([0] + [-first for reach, first, _ in col_phases if reach])
@@ -455,11 +445,10 @@ def grad_input(grad_out, weight, grad_x, plan):
     transposed and rotated (:func:`fastcorr.cpu.depthwise.grad_input`). At strides, input
     row ``r = a + sh * u`` (of row phase ``a``) receives ``g[u + e] * w[p]`` from the taps
     ``p`` with ``(a + pad_top - p) % sh == 0``, ``e = (a + pad_top - p) // sh``, and the same
-    for the columns: each of the
-    ``sh * sw`` phases of the input gradient is a stride-1 correlation of the output gradient
-    with those taps of the kernel, rotated (:func:`_phase_taps`). One task computes every
-    phase of one channel from one copy of its output gradient planes
-    (:func:`grad_input_phases`).
+    for the columns: each of the ``sh * sw`` phases of the input gradient is a stride-1
+    correlation of the output gradient with those taps of the kernel, rotated
+    (:func:`fastcorr.cpu._indexing.phase_taps`). One task computes every phase of one channel
+    from one copy of its output gradient planes (:func:`grad_input_phases`).
     """
     if plan.stride == (1, 1):
         return depthwise.grad_input(grad_out, weight, grad_x, plan, forward=correlate)
