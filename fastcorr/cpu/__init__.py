@@ -262,8 +262,16 @@ def _flat_groups_input(plan):
     the forward with the transposed kernels, 2-16 channels per group both ways (Zen 4,
     float32, batch 8, 3x3, gemm -> flat, ms: 128 channels on 56^2 in 32 groups 11.9 -> 4.1,
     256 on 14^2 in 16 groups (Winograd) 6.4 -> 1.8)."""
+    return plan.stride == (1, 1) and _transposed_forward_pays(plan)
+
+
+def _transposed_forward_pays(plan):
+    """Grouped layers whose input gradient pays as "flat" forwards of the output gradient
+    with each group's kernels transposed: 2-16 channels per group both ways, a kernel larger
+    than 1x1 (at unit strides one forward, :func:`_flat_groups_input`; at strides one a
+    stride phase, :func:`_phases_groups`)."""
     c_out, c_in_g, kh, kw = plan.weight_shape
-    return (plan.groups > 1 and plan.stride == (1, 1) and kh * kw > 1
+    return (plan.groups > 1 and kh * kw > 1
             and 1 < c_out // plan.groups <= config.CPU_FLAT_MAX_GROUP_CHANNELS
             and c_in_g <= config.CPU_FLAT_MAX_GROUP_CHANNELS)
 
@@ -275,10 +283,7 @@ def _phases_groups(plan):
     gemm -> phases: 256 channels on 56^2 in 32 groups, 3x3/2 24.5 -> 8.2, 128 in 32 groups
     12.2 -> 7.0, 64 on 28^2 in 16 groups 5x5/2 9.6 -> 2.0; dense layers lose, 3x3/2 64 -> 128
     on 56^2 14.6 -> 26)."""
-    c_out, c_in_g, kh, kw = plan.weight_shape
-    return (plan.groups > 1 and plan.stride != (1, 1) and kh * kw > 1
-            and 1 < c_out // plan.groups <= config.CPU_FLAT_MAX_GROUP_CHANNELS
-            and c_in_g <= config.CPU_FLAT_MAX_GROUP_CHANNELS)
+    return plan.stride != (1, 1) and _transposed_forward_pays(plan)
 
 
 def _grad_input_order(plan, operands):

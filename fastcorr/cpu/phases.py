@@ -7,9 +7,10 @@ phases of the input gradient is a stride-1 correlation of the output gradient wi
 taps of the kernel, rotated, and each group's kernels transposed (``C_out/g`` channels in,
 ``C_in/g`` out): an ordinary stride-1 forward, computed by "flat"
 (:func:`fastcorr.cpu.flat.correlate`, the forward of grouped layers with few channels a
-group). A kernel then stores each phase into its rows and columns of the input gradient. im2col ("gemm") instead multiplies ``W^T`` by the output gradient into a
-patch matrix and adds it back tap by tap (col2im), a scatter of short strided rows that had
-set its cost (ResNeXt's grouped 3x3/2 on 56^2: most of 22 ms, Zen 3).
+group). A kernel then stores each phase into its rows and columns of the input gradient.
+im2col ("gemm") instead multiplies ``W^T`` by the output gradient into a patch matrix and
+adds it back tap by tap (col2im), a scatter of short strided rows that had set its cost
+(ResNeXt's grouped 3x3/2 on 56^2: most of 22 ms, Zen 3).
 
 Zero padding and unit dilations only. The phases' forwards multiply each weight by the zeros
 framing the output gradient, so a weight that is not finite goes to im2col.
